@@ -1,0 +1,6 @@
+// One instantiation per translation unit: the forward for fp16, D = 64, E = 128.
+#include "forward.cuh"
+
+namespace lightning::detail {
+template void run_forward<__half, 64, 128>(const FwdKernelParams&, const Shape&, cudaStream_t);
+}  // namespace lightning::detail
