@@ -242,6 +242,23 @@ TEST_F(LightningForward, SplitsLongSequencesIntoSegmentsCorrectly) {
   }
 }
 
+TEST_F(LightningForward, HandlesRaggedSegmentsOnASmallShape) {
+  // Small enough for compute-sanitizer: one head, two segments, a ragged last block.
+  for (DType dt : {DType::kBF16, DType::kFP32}) {
+    Case c;
+    c.dtype = dt;
+    c.b = 1;
+    c.h = 1;
+    c.n = 2500;
+    c.d = 64;
+    c.e = 128;
+    c.s = {0.01f};
+    DeviceForward probe(c);
+    EXPECT_GT(probe.p.workspace_bytes, 0u) << "expected the segment path";
+    check_forward_case(c);
+  }
+}
+
 TEST_F(LightningForward, MatchesFp64At131072TokensOnTwoHeads) {
   Case c;
   c.b = 1;
