@@ -6,10 +6,11 @@
 // operand of O^T = S^T Q^T and the accumulator of S^T += V^T diag(w) K.
 // Grid: one thread block per (b, h, segment, 64-wide value slice), 4 warps, warp w owning value
 // rows 16w..16w+15 of S^T and O^T. Segments (> 1 only when (b, h, slice) chains cannot fill the
-// GPU) run three kernels: local states, a scan over segments, then the outputs.
+// GPU) run three kernels: local states of all segments but the last, a scan over segments, then
+// the outputs (the last segment's pass writes the final state).
 // Shared memory (bf16, D = 128): 2 stages x (Q 16 KiB + K 16 KiB + V 8 KiB) + P 8 KiB + O staging
 // 9 KiB = 98 KiB: two blocks per SM.
-// fp32 inputs take a SIMT kernel (exact fp32 recurrence per token, same grid and segments).
+// fp32 inputs take a SIMT kernel (the same blocked algorithm in fp32 FMAs, same grid and segments).
 #pragma once
 
 #include <cstdint>
@@ -135,8 +136,11 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   std::int64_t idx = blockIdx.x;
   const int slice = static_cast<int>(idx % T::kSplits);
   idx /= T::kSplits;
-  const std::int64_t seg = idx % p.segments;
-  idx /= p.segments;
+  // The local-state pass covers every segment but the last (whose state nobody needs: its output
+  // pass writes the final state itself).
+  const std::int64_t grid_segments = kMode == FwdMode::kLocalState ? p.segments - 1 : p.segments;
+  const std::int64_t seg = idx % grid_segments;
+  idx /= grid_segments;
   const std::int64_t hh = idx % p.h;
   const std::int64_t bb = idx / p.h;
   const int e0 = slice * T::kSliceE;
@@ -385,7 +389,7 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   if constexpr (kMode == FwdMode::kLocalState) {
     out = p.workspace + ((bb * p.h + hh) * p.segments + seg) * kHeadDim * kValueDim;
   } else {
-    if (p.segments == 1 && p.final_state != nullptr) {
+    if (seg == p.segments - 1 && p.final_state != nullptr) {
       out = p.final_state + bb * p.fs_stride[0] + hh * p.fs_stride[1];
       d_stride = p.fs_stride[2];
     }
@@ -448,8 +452,11 @@ __global__ void __launch_bounds__(Fp32Traits<kHeadDim, kValueDim>::kThreads)
   std::int64_t idx = blockIdx.x;
   const int slice = static_cast<int>(idx % T::kSplits);
   idx /= T::kSplits;
-  const std::int64_t seg = idx % p.segments;
-  idx /= p.segments;
+  // The local-state pass covers every segment but the last (whose state nobody needs: its output
+  // pass writes the final state itself).
+  const std::int64_t grid_segments = kMode == FwdMode::kLocalState ? p.segments - 1 : p.segments;
+  const std::int64_t seg = idx % grid_segments;
+  idx /= grid_segments;
   const std::int64_t hh = idx % p.h;
   const std::int64_t bb = idx / p.h;
   const int e0 = slice * T::kSliceE;
@@ -552,7 +559,7 @@ __global__ void __launch_bounds__(Fp32Traits<kHeadDim, kValueDim>::kThreads)
   std::int64_t d_stride = kValueDim;
   if constexpr (kMode == FwdMode::kLocalState) {
     out = p.workspace + ((bb * p.h + hh) * p.segments + seg) * kHeadDim * kValueDim;
-  } else if (p.segments == 1 && p.final_state != nullptr) {
+  } else if (seg == p.segments - 1 && p.final_state != nullptr) {
     out = p.final_state + bb * p.fs_stride[0] + hh * p.fs_stride[1];
     d_stride = p.fs_stride[2];
   }
@@ -563,8 +570,8 @@ __global__ void __launch_bounds__(Fp32Traits<kHeadDim, kValueDim>::kThreads)
 }
 
 // ---- the scan over segments ---------------------------------------------------------------
-// One thread per (b, h, d, e): walks the segments in order, replacing each local state with the
-// incoming state of its segment, and writes the final state.
+// One thread per (b, h, d, e): walks segments 0..S-2 in order, replacing each local state with
+// the incoming state of its segment, and stores the last segment's incoming state in slot S-1.
 __global__ void lightning_segment_scan_kernel(const __grid_constant__ FwdKernelParams p,
                                               int d_dim,
                                               int e_dim);
@@ -579,8 +586,8 @@ void run_segment_scan(const FwdKernelParams& kp, const Shape& shape, cudaStream_
 template <class Element, int kHeadDim, int kValueDim>
 void run_forward(const FwdKernelParams& kp, const Shape& shape, cudaStream_t stream) {
   using T = FwdTraits<Element, kHeadDim, kValueDim>;
-  const std::int64_t blocks = kp.b * kp.h * kp.segments * T::kSplits;
-  auto launch = [&](auto kernel, std::size_t smem) {
+  auto launch = [&](auto kernel, std::int64_t segments, std::size_t smem) {
+    const std::int64_t blocks = kp.b * kp.h * segments * T::kSplits;
     LIGHTNING_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               static_cast<int>(smem)));
     kernel<<<static_cast<unsigned>(blocks), T::kThreads, smem, stream>>>(kp);
@@ -588,27 +595,28 @@ void run_forward(const FwdKernelParams& kp, const Shape& shape, cudaStream_t str
   };
   if (kp.segments > 1) {
     launch(lightning_fwd_kernel<Element, kHeadDim, kValueDim, FwdMode::kLocalState>,
-           T::kLocalSmemBytes);
+           kp.segments - 1, T::kLocalSmemBytes);
     run_segment_scan(kp, shape, stream);
   }
-  launch(lightning_fwd_kernel<Element, kHeadDim, kValueDim, FwdMode::kOutput>, T::kSmemBytes);
+  launch(lightning_fwd_kernel<Element, kHeadDim, kValueDim, FwdMode::kOutput>, kp.segments,
+         T::kSmemBytes);
 }
 
 template <int kHeadDim, int kValueDim>
 void run_forward_fp32(const FwdKernelParams& kp, const Shape& shape, cudaStream_t stream) {
   using T = Fp32Traits<kHeadDim, kValueDim>;
-  const std::int64_t blocks = kp.b * kp.h * kp.segments * T::kSplits;
-  auto launch = [&](auto kernel) {
+  auto launch = [&](auto kernel, std::int64_t segments) {
+    const std::int64_t blocks = kp.b * kp.h * segments * T::kSplits;
     LIGHTNING_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               static_cast<int>(T::kSmemBytes)));
     kernel<<<static_cast<unsigned>(blocks), T::kThreads, T::kSmemBytes, stream>>>(kp);
     LIGHTNING_CHECK_LAUNCH();
   };
   if (kp.segments > 1) {
-    launch(lightning_fwd_fp32_kernel<kHeadDim, kValueDim, FwdMode::kLocalState>);
+    launch(lightning_fwd_fp32_kernel<kHeadDim, kValueDim, FwdMode::kLocalState>, kp.segments - 1);
     run_segment_scan(kp, shape, stream);
   }
-  launch(lightning_fwd_fp32_kernel<kHeadDim, kValueDim, FwdMode::kOutput>);
+  launch(lightning_fwd_fp32_kernel<kHeadDim, kValueDim, FwdMode::kOutput>, kp.segments);
 }
 
 // Defined once each in kernels/instantiations/ (one translation unit per instantiation).

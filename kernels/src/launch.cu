@@ -51,15 +51,12 @@ __global__ void lightning_segment_scan_kernel(const __grid_constant__ FwdKernelP
           ? p.initial_state[bb * p.is_stride[0] + hh * p.is_stride[1] + d * p.is_stride[2] + e]
           : 0.f;
   float* ws = p.workspace + bh * p.segments * per_head + de;
-  for (std::int64_t g = 0; g < p.segments; ++g) {
+  for (std::int64_t g = 0; g + 1 < p.segments; ++g) {
     const float local = ws[g * per_head];
-    ws[g * per_head] = x;  // incoming state of segment g
-    const std::int64_t len = min(p.segment_len, p.n - g * p.segment_len);
-    x = expf(-s * static_cast<float>(len)) * x + local;
+    ws[g * per_head] = x;                                          // incoming state of segment g
+    x = expf(-s * static_cast<float>(p.segment_len)) * x + local;  // segment g is full length
   }
-  if (p.final_state) {
-    p.final_state[bb * p.fs_stride[0] + hh * p.fs_stride[1] + d * p.fs_stride[2] + e] = x;
-  }
+  ws[(p.segments - 1) * per_head] = x;  // incoming state of the last segment
 }
 
 void run_segment_scan(const FwdKernelParams& kp, const Shape& shape, cudaStream_t stream) {

@@ -19,16 +19,25 @@ TEST(ForwardPlan, UsesNoSegmentsWhenHeadsAndSlicesFillTheGpu) {
 }
 
 TEST(ForwardPlan, SplitsLongSequencesWhenBatchTimesHeadsIsSmall) {
-  // The sweep at N = 128k: B = 1, H = 32 -> 64 chains; segments bring it to >= 4 per SM.
+  // The sweep at N = 128k: B = 1, H = 32 -> 64 chains for 264 thread-block slots (2 per SM):
+  // segments fill one wave (no tail) to at least 90%.
   const Shape shape{1, 32, 131072, 128, 128};
   const ForwardPlan p = plan_forward(shape, kH200Sms);
   EXPECT_GT(p.segments, 1);
-  EXPECT_GE(p.segments * 64, 4 * kH200Sms);
+  EXPECT_LE(p.segments * 64, 2 * kH200Sms);
+  EXPECT_GE(p.segments * 64 * 10, 2 * kH200Sms * 9);
   EXPECT_EQ(p.segment_len % p.block_n, 0);
   EXPECT_GE(p.segment_len * p.segments, shape.n);
   EXPECT_LT(p.segment_len * (p.segments - 1), shape.n);  // no empty segment
   // One fp32 D x E state per (b, h, segment): "a few states per (batch, head, segment)".
   EXPECT_EQ(p.workspace_bytes, static_cast<std::size_t>(32 * p.segments * 128 * 128 * 4));
+}
+
+TEST(ForwardPlan, UsesNoSegmentsWhileTheChainsFillOneWave) {
+  // N = 32k: B = 4 -> 256 chains on 264 slots: one full wave already; segments would only add
+  // the local-state pass. N = 64k: 128 chains, half the slots idle: two segments.
+  EXPECT_EQ(plan_forward(Shape{4, 32, 32768, 128, 128}, kH200Sms).segments, 1);
+  EXPECT_EQ(plan_forward(Shape{2, 32, 65536, 128, 128}, kH200Sms).segments, 2);
 }
 
 TEST(ForwardPlan, NeverMakesSegmentsShorterThanTheMinimum) {
