@@ -64,7 +64,7 @@ if ((sanitize)); then
   filter='LightningForward.HandlesOneTokenAndSequencesShorterThanABlock:LightningForward.HandlesRaggedSegmentsOnASmallShape'
   step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 "$bin" --gtest_filter="$filter"
   step racecheck compute-sanitizer --tool racecheck --error-exitcode 1 "$bin" --gtest_filter="$filter"
-  tail -3 "$out/logs/memcheck.log" "$out/logs/racecheck.log"
+  tail -n 3 "$out/logs/memcheck.log" "$out/logs/racecheck.log"
 fi
 
 if ((bench)) && [[ -x build/release/bench/lightning-bench ]]; then
