@@ -22,6 +22,12 @@ mkdir -p "$out"
 report="$out/lightning-bench-$(date -u +%Y%m%dT%H%M%SZ).json"
 build/release/bench/lightning-bench --json "$report" "$@"
 echo "report: $report"
-if [[ -f scripts/plot_report.py ]]; then
-  python3 scripts/plot_report.py "$report" --out "${report%.json}"
-fi
+# Plots need matplotlib: Debian's python3-matplotlib belongs to /usr/bin/python3, which need not be
+# the first python3 on PATH.
+for py in python3 /usr/bin/python3; do
+  if command -v "$py" >/dev/null 2>&1 && "$py" -c "import matplotlib" 2>/dev/null; then
+    "$py" scripts/plot_report.py "$report" --out "${report%.json}"
+    exit 0
+  fi
+done
+echo "run-bench: no Python with matplotlib (apt-get install python3-matplotlib): no plots" >&2
