@@ -3,7 +3,11 @@
 # benchmarks that exist, writing logs and reports into OUTDIR.
 #
 #   scripts/device-check.sh OUTDIR [--tests REGEX | --no-tests] [--no-bench] [--sanitize]
-#                          [--bench-args "..."]
+#                          [--bench-args "..."] [--peers]
+#
+# --peers: also run scripts/compare_peers.py (our kernel beside flash-linear-attention, the
+# official kernel and SDPA) into OUTDIR/peers.json; the peers' wheels must be in .whl/
+# (scripts/fetch-peer-wheels.sh; name .whl in the device tool's carry).
 #
 # Step logs are packed into OUTDIR/logs.tar.gz (the device tool brings back at most 8 files); the
 # GPU's state, the ctest JUnit file and the bench report stay beside it. A one-line summary per
@@ -17,6 +21,7 @@ tests=""
 run_tests=1
 bench=1
 sanitize=0
+peers=0
 bench_args=()
 while (($#)); do
   case "$1" in
@@ -24,6 +29,7 @@ while (($#)); do
     --no-tests) run_tests=0; shift ;;
     --no-bench) bench=0; shift ;;
     --sanitize) sanitize=1; shift ;;
+    --peers) peers=1; shift ;;
     --bench-args) read -r -a bench_args <<<"$2"; shift 2 ;;
     *) echo "device-check: unknown option $1" >&2; exit 2 ;;
   esac
@@ -65,6 +71,17 @@ if ((sanitize)); then
   step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 "$bin" --gtest_filter="$filter"
   step racecheck compute-sanitizer --tool racecheck --error-exitcode 1 "$bin" --gtest_filter="$filter"
   tail -n 3 "$out/logs/memcheck.log" "$out/logs/racecheck.log"
+fi
+
+if ((peers)); then
+  if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+  fi
+  step peers env PYTHONUNBUFFERED=1 python3 scripts/compare_peers.py --json "$out/peers.json" \
+    --lib build/release/kernels/liblightning.so --peak-bandwidth 4250 \
+    ${LIGHTNING_GIT_SHA:+--git-sha $LIGHTNING_GIT_SHA}
+  tail -n 20 "$out/logs/peers.log"
 fi
 
 if ((bench)) && [[ -x build/release/bench/lightning-bench ]]; then
