@@ -61,6 +61,8 @@ import subprocess
 import sys
 import time
 
+from report_common import fmt_bytes, fmt_count
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -132,12 +134,6 @@ def parse_list(text, allowed, what):
     return list(dict.fromkeys(items))
 
 
-def fmt_count(n):
-    if n >= 1 << 20 and n % (1 << 20) == 0:
-        return f"{n >> 20}M"
-    if n >= 1024 and n % 1024 == 0:
-        return f"{n >> 10}k"
-    return str(n)
 
 
 def build_parser():
@@ -620,11 +616,6 @@ def fit_line(x, y):
     return slope, se, slope - t * se, slope + t * se, df
 
 
-def fmt_bytes(b):
-    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if b >= size:
-            return f"{b / size:.2f} {unit}"
-    return f"{b} B"
 
 
 def verdict_for(provider, mode, points, seqlens_planned):

@@ -23,39 +23,24 @@ Needs only the Python standard library.
 """
 
 import argparse
-import json
 import math
 import signal
 import statistics
 import sys
 
+from report_common import BadReport as BadInput
+from report_common import fmt_count, load_report
+
 CONFIG_KEYS = ("dtype", "heads", "dim", "vdim", "layout", "cache")
 
 
-class BadInput(Exception):
-    pass
 
 
-def fmt_count(n):
-    n = int(n)
-    if n >= 1 << 20 and n % (1 << 20) == 0:
-        return f"{n >> 20}M"
-    if n >= 1024 and n % 1024 == 0:
-        return f"{n >> 10}k"
-    return str(n)
 
 
 def load(path):
-    try:
-        with open(path) as f:
-            report = json.load(f)
-    except OSError as e:
-        raise BadInput(f"cannot read {path}: {e.strerror}")
-    except ValueError as e:
-        raise BadInput(f"{path} is not JSON: {e}")
-    if not isinstance(report, dict) or report.get("schema") != "lightning-bench-report":
-        raise BadInput(f"{path} is not a lightning-bench report")
-    if not isinstance(report.get("points"), list) or not isinstance(report.get("options"), dict):
+    report = load_report(path, ("points", "options"))
+    if not isinstance(report["points"], list) or not isinstance(report["options"], dict):
         raise BadInput(f"{path}: the report has no points or options")
     return report
 

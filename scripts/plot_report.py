@@ -25,7 +25,6 @@ input or matplotlib missing (one line on stderr).
 """
 
 import argparse
-import json
 import math
 import os
 import re
@@ -33,6 +32,8 @@ import statistics
 import sys
 import textwrap
 from collections import defaultdict
+
+from report_common import BadReport, fmt_bytes, fmt_count, load_report
 
 MODES = ("fwd", "bwd", "fwdbwd")
 MODE_TITLES = {"fwd": "forward", "bwd": "backward", "fwdbwd": "forward + backward"}
@@ -60,25 +61,10 @@ OOM_RE = re.compile(r"out of memory", re.IGNORECASE)
 NEEDS_RE = re.compile(r"needs (\d+) bytes of buffers \+ (\d+) bytes of scratch")
 
 
-class BadReport(Exception):
-    pass
 
 
-def fmt_count(n):
-    """1024 -> '1k', 131072 -> '128k', 1048576 -> '1M', 1000 -> '1000'."""
-    n = int(n)
-    if n >= 1 << 20 and n % (1 << 20) == 0:
-        return f"{n >> 20}M"
-    if n >= 1024 and n % 1024 == 0:
-        return f"{n >> 10}k"
-    return str(n)
 
 
-def fmt_bytes(b):
-    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if b >= size:
-            return f"{b / size:.3g} {unit}"
-    return f"{b:.0f} B"
 
 
 def fmt_rate(x):
@@ -93,21 +79,6 @@ def fmt_rate(x):
 # Reading the report
 
 
-def load_report(path):
-    try:
-        with open(path) as f:
-            report = json.load(f)
-    except OSError as e:
-        raise BadReport(f"cannot read {path}: {e.strerror}")
-    except ValueError as e:
-        raise BadReport(f"{path} is not JSON: {e}")
-    if not isinstance(report, dict) or report.get("schema") != "lightning-bench-report":
-        raise BadReport(f"{path} is not a lightning-bench report (no \"schema\": "
-                        f"\"lightning-bench-report\")")
-    for key in ("options", "points", "summary"):
-        if key not in report:
-            raise BadReport(f"{path}: the report has no '{key}'")
-    return report
 
 
 def provider_order(report):
@@ -273,7 +244,7 @@ def log2_byte_ticks(ax, lo, hi):
     ticks = [2.0 ** e for e in range(e0, e1 + 1) if e % step == 0]
     ax.yaxis.set_major_locator(mticker.FixedLocator(ticks))
     ax.yaxis.set_major_formatter(
-        mticker.FuncFormatter(lambda v, _: fmt_bytes(v).replace(".0 ", " ")))
+        mticker.FuncFormatter(lambda v, _: fmt_bytes(v, ".3g").replace(".0 ", " ")))
     ax.yaxis.set_minor_locator(mticker.NullLocator())
 
 
@@ -479,7 +450,7 @@ def plot_memory(plt, report, lines, modes, styles, seqlens, out_base, formats):
     labels = [p if p in with_line else f"{p} (out of memory at every point)" for p in shown]
     if total:
         handles.append(mlines.Line2D([], [], color="black", linestyle="--"))
-        labels.append(f"device memory ({fmt_bytes(total)})")
+        labels.append(f"device memory ({fmt_bytes(total, '.3g')})")
     if any_oom:
         handles.append(mlines.Line2D([], [], color="#555555", marker="x", markersize=8, mew=2,
                                      linestyle="none"))
@@ -661,7 +632,7 @@ def main(argv):
         return 2
     matplotlib.rcParams["svg.hashsalt"] = "lightning"  # the same SVG for the same report
     try:
-        report = load_report(args.report)
+        report = load_report(args.report, ("options", "points", "summary"))
         out_base = args.out or re.sub(r"\.json$", "", args.report)
         lines = collect_lines(report)
         modes = [m for m in MODES if any(k[1] == m and lines[k].by_n for k in lines)]
