@@ -31,17 +31,87 @@ struct FwdKernelParams {
   void* o;
   std::int64_t q_stride[3], k_stride[3], v_stride[3], o_stride[3];  // b, h, n (elements)
   const float* s;
-  float scale;
+  // o = intra_scale * (intra part) + inter_scale * (inter part); the state accumulates
+  // update_scale * k^T v. The forward: scale, scale, 1. The backward's reversed passes (dK, dV)
+  // fold the scale into the state instead: scale, 1, scale.
+  float intra_scale, inter_scale, update_scale;
+  // 1: the initial state enters undecayed at the first token (S_0 = S_init + k_0^T v_0), as the
+  // gradient at the final state does in the reversed passes; 0: the forward's S_init decays once.
+  int init_shift;
+  // 1: the final state is written times lambda (dS0 = lambda dS_0 in the backward).
+  int final_extra_decay;
   const float* initial_state;  // may be null (zero state)
-  std::int64_t is_stride[3];   // b, h, d
+  std::int64_t is_stride[4];   // b, h, d, e: a transposed view is just swapped strides
   float* final_state;          // may be null
-  std::int64_t fs_stride[3];
+  std::int64_t fs_stride[4];
   float* workspace;  // [b][h][segment][D][E] fp32: local states, then incoming states
   std::int64_t b, h, n;
   std::int64_t segments, segment_len;
 };
 
 enum class FwdMode { kOutput, kLocalState };
+
+// The (b, h, segment, value slice) of a thread block: slices innermost so that the slices of one
+// head run side by side and share Q and K through L2. The local-state pass covers every segment
+// but the last (whose state nobody needs: its output pass writes the final state itself).
+struct FwdBlock {
+  std::int64_t bb, hh, seg;
+  int slice;
+};
+
+template <FwdMode kMode>
+__device__ __forceinline__ FwdBlock decode_block(const FwdKernelParams& p, int splits) {
+  std::int64_t idx = blockIdx.x;
+  FwdBlock blk;
+  blk.slice = static_cast<int>(idx % splits);
+  idx /= splits;
+  const std::int64_t grid_segments = kMode == FwdMode::kLocalState ? p.segments - 1 : p.segments;
+  blk.seg = idx % grid_segments;
+  idx /= grid_segments;
+  blk.hh = idx % p.h;
+  blk.bb = idx / p.h;
+  return blk;
+}
+
+// A (kHeadDim, kValueDim) fp32 state in memory: element (d, e) at ptr[d * sd + e * se].
+struct StateView {
+  float* ptr;
+  std::int64_t sd, se;
+};
+
+// Where a thread block's starting state comes from: its segment's incoming state in the
+// workspace, the caller's initial state, or nothing (zero).
+template <int kHeadDim, int kValueDim, FwdMode kMode>
+__device__ __forceinline__ StateView state_source(const FwdKernelParams& p, const FwdBlock& b) {
+  if constexpr (kMode == FwdMode::kOutput) {
+    if (p.segments > 1) {
+      return {p.workspace + ((b.bb * p.h + b.hh) * p.segments + b.seg) * kHeadDim * kValueDim,
+              kValueDim, 1};
+    }
+    if (p.initial_state != nullptr) {
+      return {const_cast<float*>(p.initial_state) + b.bb * p.is_stride[0] + b.hh * p.is_stride[1],
+              p.is_stride[2], p.is_stride[3]};
+    }
+  }
+  return {nullptr, 0, 0};
+}
+
+// Where a thread block's state goes at its end: a segment's local state, the final state (the
+// last segment's output pass), or nowhere.
+template <int kHeadDim, int kValueDim, FwdMode kMode>
+__device__ __forceinline__ StateView state_destination(const FwdKernelParams& p,
+                                                       const FwdBlock& b) {
+  if constexpr (kMode == FwdMode::kLocalState) {
+    return {p.workspace + ((b.bb * p.h + b.hh) * p.segments + b.seg) * kHeadDim * kValueDim,
+            kValueDim, 1};
+  } else {
+    if (b.seg == p.segments - 1 && p.final_state != nullptr) {
+      return {p.final_state + b.bb * p.fs_stride[0] + b.hh * p.fs_stride[1], p.fs_stride[2],
+              p.fs_stride[3]};
+    }
+    return {nullptr, 0, 0};
+  }
+}
 
 template <class Element, int kHeadDim, int kValueDim>
 struct FwdTraits {
@@ -131,19 +201,9 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   const int warp = tid / 32;
   const int lane = tid % 32;
 
-  // Block index -> (b, h, segment, slice); slices innermost so that the slices of one head run
-  // side by side and share Q and K through L2.
-  std::int64_t idx = blockIdx.x;
-  const int slice = static_cast<int>(idx % T::kSplits);
-  idx /= T::kSplits;
-  // The local-state pass covers every segment but the last (whose state nobody needs: its output
-  // pass writes the final state itself).
-  const std::int64_t grid_segments = kMode == FwdMode::kLocalState ? p.segments - 1 : p.segments;
-  const std::int64_t seg = idx % grid_segments;
-  idx /= grid_segments;
-  const std::int64_t hh = idx % p.h;
-  const std::int64_t bb = idx / p.h;
-  const int e0 = slice * T::kSliceE;
+  const FwdBlock where = decode_block<kMode>(p, T::kSplits);
+  const std::int64_t bb = where.bb, hh = where.hh, seg = where.seg;
+  const int e0 = where.slice * T::kSliceE;
 
   const std::int64_t n_begin = seg * p.segment_len;
   const std::int64_t n_end = min(p.n, n_begin + p.segment_len);
@@ -167,23 +227,14 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   const int row_e = 16 * warp + lane / 4;  // e of st[j][0..1]; st[j][2..3] are at row_e + 8
   const int col_d = 2 * (lane % 4);        // d of st[j][0] and st[j][2] within the tile
   {
-    const float* init = nullptr;
-    std::int64_t d_stride = kValueDim;
-    if constexpr (kMode == FwdMode::kOutput) {
-      if (p.segments > 1) {
-        init = p.workspace + ((bb * p.h + hh) * p.segments + seg) * kHeadDim * kValueDim;
-      } else if (p.initial_state != nullptr) {
-        init = p.initial_state + bb * p.is_stride[0] + hh * p.is_stride[1];
-        d_stride = p.is_stride[2];
-      }
-    }
+    const StateView init = state_source<kHeadDim, kValueDim, kMode>(p, where);
 #pragma unroll
     for (int j = 0; j < kDTiles; ++j) {
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
         const int e = e0 + row_e + (c >= 2 ? 8 : 0);
         const int d = 8 * j + col_d + (c & 1);
-        st[j][c] = init ? init[d * d_stride + e] : 0.f;
+        st[j][c] = init.ptr ? init.ptr[d * init.sd + e * init.se] : 0.f;
       }
     }
   }
@@ -232,6 +283,8 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
     const Element* sv = sk + T::kQTile;
     const int len =
         static_cast<int>(min(static_cast<std::int64_t>(kBlockN), n_end - n_begin - blk * kBlockN));
+    // The first block of the sequence takes one power of lambda fewer on the initial state.
+    const int shift = (p.init_shift && seg == 0 && blk == 0) ? 1 : 0;
 
     // V^T fragments of this warp's value rows, A operands of both O^T += V^T P^T and the update:
     // vt[ks] covers tokens 16ks..16ks+15. From V (tokens, e) through ldmatrix.trans.
@@ -268,9 +321,9 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
             for (int half = 0; half < 2; ++half) {
               const int t = 16 * warp + lane / 4 + 8 * half;
               const int u = 8 * j + 2 * (lane % 4);
-              const float x0 = u <= t ? pacc[j][2 * half] * p.scale * decay[t - u] : 0.f;
+              const float x0 = u <= t ? pacc[j][2 * half] * p.intra_scale * decay[t - u] : 0.f;
               const float x1 =
-                  u + 1 <= t ? pacc[j][2 * half + 1] * p.scale * decay[t - u - 1] : 0.f;
+                  u + 1 <= t ? pacc[j][2 * half + 1] * p.intra_scale * decay[t - u - 1] : 0.f;
               *reinterpret_cast<uint32_t*>(sp + t * kPS + u) = ET::pack(x0, x1);
             }
           }
@@ -299,8 +352,8 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
 #pragma unroll
       for (int j = 0; j < kBlockN / 8; ++j) {
         const int t = 8 * j + 2 * (lane % 4);
-        const float w0 = p.scale * decay[t + 1];
-        const float w1 = p.scale * decay[t + 2];
+        const float w0 = p.inter_scale * decay[t + 1 - shift];
+        const float w1 = p.inter_scale * decay[t + 2 - shift];
         oacc[j][0] *= w0;
         oacc[j][1] *= w1;
         oacc[j][2] *= w0;
@@ -336,7 +389,7 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
 
     // 5. S^T <- lambda^len S^T + V^T diag(w) K, w[u] = lambda^(len-1-u) (0 for rows past len).
     {
-      const float block_decay = decay[len];
+      const float block_decay = decay[len - shift];
 #pragma unroll
       for (int j = 0; j < kDTiles; ++j) {
 #pragma unroll
@@ -347,7 +400,7 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
         // A fragment element layout: a[0]: tokens u, u+1; a[1]: same tokens, row + 8;
         // a[2], a[3]: tokens u + 8, u + 9.
         const int u = 16 * ks + 2 * (lane % 4);
-        auto w = [&](int uu) { return uu < len ? decay[len - 1 - uu] : 0.f; };
+        auto w = [&](int uu) { return uu < len ? p.update_scale * decay[len - 1 - uu] : 0.f; };
         const float w0 = w(u), w1 = w(u + 1), w8 = w(u + 8), w9 = w(u + 9);
         uint32_t a[4];
         float2 f = ET::unpack(vt[ks][0]);
@@ -384,24 +437,16 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   }
 
   // The state after the last block: a segment's local state, or the final state.
-  float* out = nullptr;
-  std::int64_t d_stride = kValueDim;
-  if constexpr (kMode == FwdMode::kLocalState) {
-    out = p.workspace + ((bb * p.h + hh) * p.segments + seg) * kHeadDim * kValueDim;
-  } else {
-    if (seg == p.segments - 1 && p.final_state != nullptr) {
-      out = p.final_state + bb * p.fs_stride[0] + hh * p.fs_stride[1];
-      d_stride = p.fs_stride[2];
-    }
-  }
-  if (out != nullptr) {
+  const StateView out = state_destination<kHeadDim, kValueDim, kMode>(p, where);
+  if (out.ptr != nullptr) {
+    const float extra = p.final_extra_decay && kMode == FwdMode::kOutput ? decay[1] : 1.f;
 #pragma unroll
     for (int j = 0; j < kDTiles; ++j) {
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
         const int e = e0 + row_e + (c >= 2 ? 8 : 0);
         const int d = 8 * j + col_d + (c & 1);
-        out[d * d_stride + e] = st[j][c];
+        out.ptr[d * out.sd + e * out.se] = extra * st[j][c];
       }
     }
   }
@@ -449,17 +494,9 @@ __global__ void __launch_bounds__(Fp32Traits<kHeadDim, kValueDim>::kThreads)
   const int e = tid % T::kSliceE;
   const int g = tid / T::kSliceE;
 
-  std::int64_t idx = blockIdx.x;
-  const int slice = static_cast<int>(idx % T::kSplits);
-  idx /= T::kSplits;
-  // The local-state pass covers every segment but the last (whose state nobody needs: its output
-  // pass writes the final state itself).
-  const std::int64_t grid_segments = kMode == FwdMode::kLocalState ? p.segments - 1 : p.segments;
-  const std::int64_t seg = idx % grid_segments;
-  idx /= grid_segments;
-  const std::int64_t hh = idx % p.h;
-  const std::int64_t bb = idx / p.h;
-  const int e0 = slice * T::kSliceE;
+  const FwdBlock where = decode_block<kMode>(p, T::kSplits);
+  const std::int64_t bb = where.bb, hh = where.hh, seg = where.seg;
+  const int e0 = where.slice * T::kSliceE;
   const std::int64_t n_begin = seg * p.segment_len;
   const std::int64_t n_end = min(p.n, n_begin + p.segment_len);
   const float s = p.s[hh];
@@ -472,24 +509,16 @@ __global__ void __launch_bounds__(Fp32Traits<kHeadDim, kValueDim>::kThreads)
 
   float st[T::kRows];  // S[g + 4 i][e0 + e]
   {
-    const float* init = nullptr;
-    std::int64_t d_stride = kValueDim;
-    if constexpr (kMode == FwdMode::kOutput) {
-      if (p.segments > 1) {
-        init = p.workspace + ((bb * p.h + hh) * p.segments + seg) * kHeadDim * kValueDim;
-      } else if (p.initial_state != nullptr) {
-        init = p.initial_state + bb * p.is_stride[0] + hh * p.is_stride[1];
-        d_stride = p.is_stride[2];
-      }
-    }
+    const StateView init = state_source<kHeadDim, kValueDim, kMode>(p, where);
 #pragma unroll
     for (int i = 0; i < T::kRows; ++i) {
-      st[i] = init ? init[(g + T::kGroups * i) * d_stride + e0 + e] : 0.f;
+      st[i] = init.ptr ? init.ptr[(g + T::kGroups * i) * init.sd + (e0 + e) * init.se] : 0.f;
     }
   }
 
   for (std::int64_t t0 = n_begin; t0 < n_end; t0 += kBlockN) {
     const int len = static_cast<int>(min(static_cast<std::int64_t>(kBlockN), n_end - t0));
+    const int shift = (p.init_shift && seg == 0 && t0 == n_begin) ? 1 : 0;
     for (int i = tid; i < len * kHeadDim; i += T::kThreads) {
       const int r = i / kHeadDim, d = i % kHeadDim;
       if constexpr (kMode == FwdMode::kOutput) sq[r * kQK + d] = q[(t0 + r) * p.q_stride[2] + d];
@@ -524,7 +553,8 @@ __global__ void __launch_bounds__(Fp32Traits<kHeadDim, kValueDim>::kThreads)
         for (int u = g; u <= r; u += T::kGroups) {
           intra = fmaf(sp[r * kBlockN + u], sv[u * T::kSliceE + e], intra);
         }
-        part[(g * kBlockN + r) * T::kSliceE + e] = fmaf(decay[r + 1], inter, intra);
+        part[(g * kBlockN + r) * T::kSliceE + e] =
+            fmaf(p.inter_scale * decay[r + 1 - shift], inter, p.intra_scale * intra);
       }
     }
 
@@ -534,13 +564,13 @@ __global__ void __launch_bounds__(Fp32Traits<kHeadDim, kValueDim>::kThreads)
 #pragma unroll
       for (int i = 0; i < T::kRows; ++i) upd[i] = 0.f;
       for (int u = 0; u < len; ++u) {
-        const float w = decay[len - 1 - u] * sv[u * T::kSliceE + e];
+        const float w = p.update_scale * decay[len - 1 - u] * sv[u * T::kSliceE + e];
 #pragma unroll
         for (int i = 0; i < T::kRows; ++i)
           upd[i] = fmaf(sk[u * kQK + g + T::kGroups * i], w, upd[i]);
       }
 #pragma unroll
-      for (int i = 0; i < T::kRows; ++i) st[i] = fmaf(decay[len], st[i], upd[i]);
+      for (int i = 0; i < T::kRows; ++i) st[i] = fmaf(decay[len - shift], st[i], upd[i]);
     }
     __syncthreads();
     if constexpr (kMode == FwdMode::kOutput) {
@@ -549,23 +579,19 @@ __global__ void __launch_bounds__(Fp32Traits<kHeadDim, kValueDim>::kThreads)
         float sum = 0.f;
 #pragma unroll
         for (int gg = 0; gg < T::kGroups; ++gg) sum += part[(gg * kBlockN + r) * T::kSliceE + c];
-        o[(t0 + r) * p.o_stride[2] + c] = p.scale * sum;
+        o[(t0 + r) * p.o_stride[2] + c] = sum;
       }
       __syncthreads();
     }
   }
 
-  float* out = nullptr;
-  std::int64_t d_stride = kValueDim;
-  if constexpr (kMode == FwdMode::kLocalState) {
-    out = p.workspace + ((bb * p.h + hh) * p.segments + seg) * kHeadDim * kValueDim;
-  } else if (seg == p.segments - 1 && p.final_state != nullptr) {
-    out = p.final_state + bb * p.fs_stride[0] + hh * p.fs_stride[1];
-    d_stride = p.fs_stride[2];
-  }
-  if (out != nullptr) {
+  const StateView out = state_destination<kHeadDim, kValueDim, kMode>(p, where);
+  if (out.ptr != nullptr) {
+    const float extra = p.final_extra_decay && kMode == FwdMode::kOutput ? decay[1] : 1.f;
 #pragma unroll
-    for (int i = 0; i < T::kRows; ++i) out[(g + T::kGroups * i) * d_stride + e0 + e] = st[i];
+    for (int i = 0; i < T::kRows; ++i) {
+      out.ptr[(g + T::kGroups * i) * out.sd + (e0 + e) * out.se] = extra * st[i];
+    }
   }
 }
 
@@ -578,9 +604,6 @@ __global__ void lightning_segment_scan_kernel(const __grid_constant__ FwdKernelP
 
 // ---- launchers ----------------------------------------------------------------------------
 
-FwdKernelParams make_fwd_kernel_params(const lightning_fwd_params_t& params,
-                                       const Shape& shape,
-                                       const ForwardPlan& plan);
 void run_segment_scan(const FwdKernelParams& kp, const Shape& shape, cudaStream_t stream);
 
 template <class Element, int kHeadDim, int kValueDim>

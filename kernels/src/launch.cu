@@ -1,5 +1,6 @@
-// The CUDA side of the API: device queries, the slope check's copy, and the forward dispatch
-// (dtype x D x E -> one explicit instantiation each, in kernels/instantiations/).
+// The CUDA side of the API: device queries, the slope check's copy, and the passes of the forward
+// kernel that make the forward and the backward (dtype x D x E -> one explicit instantiation
+// each, in kernels/instantiations/).
 #include <vector>
 
 #include <cuda_bf16.h>
@@ -46,15 +47,16 @@ __global__ void lightning_segment_scan_kernel(const __grid_constant__ FwdKernelP
   const int d = de / e_dim, e = de % e_dim;
   const std::int64_t bb = bh / p.h, hh = bh % p.h;
   const float s = p.s[hh];
-  float x =
-      p.initial_state
-          ? p.initial_state[bb * p.is_stride[0] + hh * p.is_stride[1] + d * p.is_stride[2] + e]
-          : 0.f;
+  float x = p.initial_state ? p.initial_state[bb * p.is_stride[0] + hh * p.is_stride[1] +
+                                              d * p.is_stride[2] + e * p.is_stride[3]]
+                            : 0.f;
   float* ws = p.workspace + bh * p.segments * per_head + de;
   for (std::int64_t g = 0; g + 1 < p.segments; ++g) {
     const float local = ws[g * per_head];
-    ws[g * per_head] = x;                                          // incoming state of segment g
-    x = expf(-s * static_cast<float>(p.segment_len)) * x + local;  // segment g is full length
+    ws[g * per_head] = x;  // incoming state of segment g
+    // Segment g is full length; the initial state decays once less with init_shift.
+    const std::int64_t steps = p.segment_len - (g == 0 ? p.init_shift : 0);
+    x = expf(-s * static_cast<float>(steps)) * x + local;
   }
   ws[(p.segments - 1) * per_head] = x;  // incoming state of the last segment
 }
@@ -68,45 +70,82 @@ void run_segment_scan(const FwdKernelParams& kp, const Shape& shape, cudaStream_
   LIGHTNING_CHECK_LAUNCH();
 }
 
-FwdKernelParams make_fwd_kernel_params(const lightning_fwd_params_t& params,
-                                       const Shape& shape,
-                                       const ForwardPlan& plan) {
-  FwdKernelParams kp{};
-  kp.q = params.q.data;
-  kp.k = params.k.data;
-  kp.v = params.v.data;
-  kp.o = params.o.data;
-  for (int i = 0; i < 3; ++i) {
-    kp.q_stride[i] = params.q.stride[i];
-    kp.k_stride[i] = params.k.stride[i];
-    kp.v_stride[i] = params.v.stride[i];
-    kp.o_stride[i] = params.o.stride[i];
-    kp.is_stride[i] = params.initial_state.stride[i];
-    kp.fs_stride[i] = params.final_state.stride[i];
+namespace {
+
+// One pass of the forward kernel over (q, k, v) -> o with head dims d (q, k) and e (v, o).
+// `reverse` walks the sequence backwards through a view with a negative sequence stride (the
+// kernels' offsets are signed 64-bit). States are given with both of their strides, so a
+// transposed state is a view too.
+struct Pass {
+  const Tensor* q;
+  const Tensor* k;
+  const Tensor* v;
+  const Tensor* o;
+  std::int64_t d, e;
+  bool reverse = false;
+  float intra_scale = 1, inter_scale = 1, update_scale = 1;
+  int init_shift = 0, final_extra_decay = 0;
+  const float* initial_state = nullptr;
+  std::int64_t is_stride[4] = {};
+  float* final_state = nullptr;
+  std::int64_t fs_stride[4] = {};
+};
+
+void set_view(
+    const Tensor& t, bool reverse, std::int64_t n, const void*& data, std::int64_t (&stride)[3]) {
+  const std::size_t el = dtype_size(t.dtype);
+  for (int i = 0; i < 3; ++i) stride[i] = t.stride[i];
+  data = t.data;
+  if (reverse) {
+    data = static_cast<const char*>(t.data) + (n - 1) * t.stride[2] * static_cast<std::int64_t>(el);
+    stride[2] = -t.stride[2];
   }
-  kp.s = params.s;
-  kp.scale = params.scale;
-  kp.initial_state = static_cast<const float*>(params.initial_state.data);
-  kp.final_state = static_cast<float*>(params.final_state.data);
-  kp.workspace = static_cast<float*>(params.workspace);
+}
+
+void run_pass(const Pass& pass,
+              const Shape& problem,
+              const float* s,
+              void* workspace,
+              lightning_dtype_t dtype,
+              Stream stream) {
+  const Shape shape{problem.b, problem.h, problem.n, pass.d, pass.e};
+  const ForwardPlan plan = plan_forward(shape, device_sm_count());
+  FwdKernelParams kp{};
+  const void* q;
+  const void* k;
+  const void* v;
+  const void* o;
+  set_view(*pass.q, pass.reverse, problem.n, q, kp.q_stride);
+  set_view(*pass.k, pass.reverse, problem.n, k, kp.k_stride);
+  set_view(*pass.v, pass.reverse, problem.n, v, kp.v_stride);
+  set_view(*pass.o, pass.reverse, problem.n, o, kp.o_stride);
+  kp.q = q;
+  kp.k = k;
+  kp.v = v;
+  kp.o = const_cast<void*>(o);
+  kp.s = s;
+  kp.intra_scale = pass.intra_scale;
+  kp.inter_scale = pass.inter_scale;
+  kp.update_scale = pass.update_scale;
+  kp.init_shift = pass.init_shift;
+  kp.final_extra_decay = pass.final_extra_decay;
+  kp.initial_state = pass.initial_state;
+  kp.final_state = pass.final_state;
+  for (int i = 0; i < 4; ++i) {
+    kp.is_stride[i] = pass.is_stride[i];
+    kp.fs_stride[i] = pass.fs_stride[i];
+  }
+  kp.workspace = static_cast<float*>(workspace);
   kp.b = shape.b;
   kp.h = shape.h;
   kp.n = shape.n;
   kp.segments = plan.segments;
   kp.segment_len = plan.segment_len;
-  return kp;
-}
-
-void launch_forward(const lightning_fwd_params_t& params,
-                    const Shape& shape,
-                    const ForwardPlan& plan,
-                    Stream stream) {
-  const FwdKernelParams kp = make_fwd_kernel_params(params, shape, plan);
-  dispatch_dtype(params.q.dtype, [&](auto kind) {
-    dispatch_head_dim(shape.d, [&](auto d) {
-      dispatch_head_dim(shape.e, [&](auto e) {
-        constexpr int kD = decltype(d)::value;
-        constexpr int kE = decltype(e)::value;
+  dispatch_dtype(dtype, [&](auto kind) {
+    dispatch_head_dim(shape.d, [&](auto dd) {
+      dispatch_head_dim(shape.e, [&](auto ee) {
+        constexpr int kD = decltype(dd)::value;
+        constexpr int kE = decltype(ee)::value;
         constexpr ElementKind kKind = decltype(kind)::value;
         if constexpr (kKind == ElementKind::kBF16) {
           run_forward<__nv_bfloat16, kD, kE>(kp, shape, stream);
@@ -120,8 +159,68 @@ void launch_forward(const lightning_fwd_params_t& params,
   });
 }
 
-void launch_backward(const lightning_bwd_params_t&, const Shape&, const ForwardPlan&, Stream) {
-  throw NotBuilt("lightning: the backward kernel is not implemented yet (issue 5)");
+// A state view (b, h, d, e) with its (d, e) strides swapped: the transposed state (b, h, e, d).
+void transposed(const Tensor& t, std::int64_t (&stride)[4]) {
+  stride[0] = t.stride[0];
+  stride[1] = t.stride[1];
+  stride[2] = t.stride[3];
+  stride[3] = t.stride[2];
+}
+
+void plain(const Tensor& t, std::int64_t (&stride)[4]) {
+  for (int i = 0; i < 4; ++i) stride[i] = t.stride[i];
+}
+
+}  // namespace
+
+void launch_forward(const lightning_fwd_params_t& params,
+                    const Shape& shape,
+                    const ForwardPlan&,
+                    Stream stream) {
+  Pass pass{&params.q, &params.k, &params.v, &params.o, shape.d, shape.e};
+  pass.intra_scale = pass.inter_scale = params.scale;
+  pass.initial_state = static_cast<const float*>(params.initial_state.data);
+  plain(params.initial_state, pass.is_stride);
+  pass.final_state = static_cast<float*>(params.final_state.data);
+  plain(params.final_state, pass.fs_stride);
+  run_pass(pass, shape, params.s, params.workspace, params.q.dtype, stream);
+}
+
+// The gradients as three forward passes (kernels/README.md, "Backward"):
+//   dQ = scale dO S^T:  q' = dO, k' = V, v' = K, from S0^T;
+//   dV = K dS:          q' = K,  k' = Q, v' = dO, reversed, from dS_final (undecayed), the
+//                       state accumulating scale Q^T dO; its final state times lambda is dS0;
+//   dK = V dS^T:        q' = V,  k' = dO, v' = Q, reversed, from dS_final^T.
+// The passes run one after another on the stream and share the workspace.
+void launch_backward(const lightning_bwd_params_t& params,
+                     const Shape& shape,
+                     const ForwardPlan&,
+                     Stream stream) {
+  const auto* s0 = static_cast<const float*>(params.initial_state.data);
+  const auto* dsf = static_cast<const float*>(params.dfinal_state.data);
+
+  Pass dq{&params.dout, &params.v, &params.k, &params.dq, shape.e, shape.d};
+  dq.intra_scale = dq.inter_scale = params.scale;
+  dq.initial_state = s0;
+  transposed(params.initial_state, dq.is_stride);
+  run_pass(dq, shape, params.s, params.workspace, params.q.dtype, stream);
+
+  Pass dv{&params.k, &params.q, &params.dout, &params.dv, shape.d, shape.e, true};
+  dv.intra_scale = dv.update_scale = params.scale;
+  dv.init_shift = 1;
+  dv.initial_state = dsf;
+  plain(params.dfinal_state, dv.is_stride);
+  dv.final_state = static_cast<float*>(params.dinitial_state.data);
+  dv.final_extra_decay = 1;
+  plain(params.dinitial_state, dv.fs_stride);
+  run_pass(dv, shape, params.s, params.workspace, params.q.dtype, stream);
+
+  Pass dk{&params.v, &params.dout, &params.q, &params.dk, shape.e, shape.d, true};
+  dk.intra_scale = dk.update_scale = params.scale;
+  dk.init_shift = 1;
+  dk.initial_state = dsf;
+  transposed(params.dfinal_state, dk.is_stride);
+  run_pass(dk, shape, params.s, params.workspace, params.q.dtype, stream);
 }
 
 }  // namespace lightning::detail

@@ -71,8 +71,13 @@ ForwardPlan plan_forward(const Shape& shape, int num_sms) {
   return plan(shape, num_sms);
 }
 
+// The backward runs three forward passes (kernels/README.md): dV over (D, E), dQ and dK over the
+// transposed state (E, D), which may split differently. They share one workspace: the largest.
 ForwardPlan plan_backward(const Shape& shape, int num_sms) {
-  return plan(shape, num_sms);
+  ForwardPlan p = plan(shape, num_sms);
+  const ForwardPlan t = plan(Shape{shape.b, shape.h, shape.n, shape.e, shape.d}, num_sms);
+  p.workspace_bytes = std::max(p.workspace_bytes, t.workspace_bytes);
+  return p;
 }
 
 }  // namespace lightning::detail
