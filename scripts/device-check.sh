@@ -67,7 +67,8 @@ fi
 
 if ((sanitize)); then
   bin=build/release/validate/validate_gpu
-  filter='LightningForward.HandlesOneTokenAndSequencesShorterThanABlock:LightningForward.HandlesRaggedSegmentsOnASmallShape'
+  short=HandlesOneTokenAndSequencesShorterThanABlock
+  filter="LightningForward.$short:LightningBackward.$short:*.HandlesRaggedSegmentsOnASmallShape"
   step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 "$bin" --gtest_filter="$filter"
   step racecheck compute-sanitizer --tool racecheck --error-exitcode 1 "$bin" --gtest_filter="$filter"
   tail -n 3 "$out/logs/memcheck.log" "$out/logs/racecheck.log"
