@@ -11,7 +11,7 @@ plot_report.py draws everyone and compare_reports.py compares runs.
 
 On a GPU machine without network: bring the peers as wheels (scripts/fetch-peer-wheels.sh, here),
 install them there with pip --no-index --target, build the release preset's lightning_shared,
-and pass --git-sha when the tree there has no .git. The defaults are the standard sweep
+and pass --git-sha (the copy there may have no .git, or not its own). The defaults are the standard sweep
 (DESIGN.md section 4): bf16, H = 32, D = E = 128, 128k tokens per step, N = 1k..128k.
 
 Providers (--providers, all by default):
@@ -176,8 +176,9 @@ def build_parser():
                    help="GB/s that count as 100%% (default 4250, the H200's measured copy rate)")
     p.add_argument("--seed", type=int, default=20240520)
     p.add_argument("--device", type=int, default=0)
-    p.add_argument("--git-sha", help="recorded sha when the tree has no .git (a copy on a GPU "
-                                     "machine); default: git rev-parse, else $LIGHTNING_GIT_SHA")
+    p.add_argument("--git-sha", help="recorded sha, over git rev-parse (a copy on a GPU machine "
+                                     "whose .git is not its own); default $LIGHTNING_GIT_SHA, "
+                                     "else git rev-parse")
     p.add_argument("--dry-run", action="store_true",
                    help="no GPU: every provider is a stand-in (CPU torch when importable, else "
                         "synthetic numbers); exercises the sweep, verification and report")
@@ -731,13 +732,15 @@ def project_version():
 
 
 def tool_json(args, versions, lib):
-    sha = run_text(["git", "rev-parse", "--short=12", "HEAD"])
+    # A given sha wins: the tree may carry a .git that is not its own (a copy on a GPU machine).
+    given = args.git_sha or os.environ.get("LIGHTNING_GIT_SHA")
+    sha = None if given else run_text(["git", "rev-parse", "--short=12", "HEAD"])
     dirty = None
     if sha:
         source = "runtime"
         dirty = bool(run_text(["git", "status", "--porcelain", "--untracked-files=no"]))
-    elif args.git_sha or os.environ.get("LIGHTNING_GIT_SHA"):
-        sha, source = args.git_sha or os.environ["LIGHTNING_GIT_SHA"], "configure"
+    elif given:
+        sha, source = given, "configure"
     else:
         sha, source = "unknown", "none"
     build_type = "unknown"

@@ -94,11 +94,12 @@ ToolInfo tool_info() {
 #elif defined(__GNUC__)
   t.compiler = "gcc " __VERSION__;
 #endif
-  // The sha of the tree the binary runs from beats the configure-time one (the tree may have
-  // moved on since configuring); fall back to the configure-time value where git is unavailable.
+  // A sha given at configure time (-DLIGHTNING_GIT_SHA) is the user's word and wins; otherwise the
+  // sha of the tree the binary runs from beats the configure-time one (the tree may have moved on
+  // since configuring); the configure-time value is the fallback where git is unavailable.
   const std::string src = LIGHTNING_BENCH_SOURCE_DIR;
   std::string sha;
-  if (!src.empty()) {
+  if (!LIGHTNING_BENCH_GIT_SHA_GIVEN && !src.empty()) {
     sha = first_line(run_capture("git -C '" + src + "' rev-parse --short=12 HEAD 2>/dev/null"));
   }
   if (!sha.empty()) {
