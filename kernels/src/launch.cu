@@ -186,6 +186,23 @@ void launch_forward(const lightning_fwd_params_t& params,
   run_pass(pass, shape, params.s, params.workspace, params.q.dtype, stream);
 }
 
+namespace {
+
+// The backward's dV pass (see launch_backward): also the gradient of the initial state.
+void run_dv_pass(const lightning_bwd_params_t& params, const Shape& shape, Stream stream) {
+  Pass dv{&params.k, &params.q, &params.dout, &params.dv, shape.d, shape.e, true};
+  dv.intra_scale = dv.update_scale = params.scale;
+  dv.init_shift = 1;
+  dv.initial_state = static_cast<const float*>(params.dfinal_state.data);
+  plain(params.dfinal_state, dv.is_stride);
+  dv.final_state = static_cast<float*>(params.dinitial_state.data);
+  dv.final_extra_decay = 1;
+  plain(params.dinitial_state, dv.fs_stride);
+  run_pass(dv, shape, params.s, params.workspace, params.q.dtype, stream);
+}
+
+}  // namespace
+
 // The gradients as three forward passes (kernels/README.md, "Backward"):
 //   dQ = scale dO S^T:  q' = dO, k' = V, v' = K, from S0^T;
 //   dV = K dS:          q' = K,  k' = Q, v' = dO, reversed, from dS_final (undecayed), the
@@ -205,15 +222,7 @@ void launch_backward(const lightning_bwd_params_t& params,
   transposed(params.initial_state, dq.is_stride);
   run_pass(dq, shape, params.s, params.workspace, params.q.dtype, stream);
 
-  Pass dv{&params.k, &params.q, &params.dout, &params.dv, shape.d, shape.e, true};
-  dv.intra_scale = dv.update_scale = params.scale;
-  dv.init_shift = 1;
-  dv.initial_state = dsf;
-  plain(params.dfinal_state, dv.is_stride);
-  dv.final_state = static_cast<float*>(params.dinitial_state.data);
-  dv.final_extra_decay = 1;
-  plain(params.dinitial_state, dv.fs_stride);
-  run_pass(dv, shape, params.s, params.workspace, params.q.dtype, stream);
+  run_dv_pass(params, shape, stream);
 
   Pass dk{&params.v, &params.dout, &params.q, &params.dk, shape.e, shape.d, true};
   dk.intra_scale = dk.update_scale = params.scale;
@@ -221,6 +230,62 @@ void launch_backward(const lightning_bwd_params_t& params,
   dk.initial_state = dsf;
   transposed(params.dfinal_state, dk.is_stride);
   run_pass(dk, shape, params.s, params.workspace, params.q.dtype, stream);
+}
+
+void launch_state_gradient(const lightning_bwd_params_t& params,
+                           const Shape& shape,
+                           const ForwardPlan&,
+                           Stream stream) {
+  run_dv_pass(params, shape, stream);
+}
+
+__global__ void lightning_cp_combine_kernel(const float* __restrict__ s,
+                                            std::int64_t h,
+                                            std::int64_t per_head,
+                                            std::int64_t total,
+                                            const float* __restrict__ gathered,
+                                            std::int64_t rank_stride,
+                                            std::int64_t suffix_offset,
+                                            int rank,
+                                            int world,
+                                            std::int64_t shard_len,
+                                            float* __restrict__ prefix,
+                                            float* __restrict__ suffix) {
+  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= total) return;
+  const float decay = expf(-s[(i / per_head) % h] * static_cast<float>(shard_len));
+  if (prefix != nullptr) {
+    float x = 0.f;
+    for (int j = 0; j < rank; ++j) x = decay * x + gathered[j * rank_stride + i];
+    prefix[i] = x;
+  }
+  if (suffix != nullptr) {
+    float y = 0.f;
+    for (int j = world - 1; j > rank; --j) {
+      y = decay * y + gathered[j * rank_stride + suffix_offset + i];
+    }
+    suffix[i] = y;
+  }
+}
+
+void launch_cp_combine(const float* s,
+                       const Shape& shape,
+                       const float* gathered,
+                       std::int64_t rank_stride,
+                       std::int64_t suffix_offset,
+                       int rank,
+                       int world,
+                       std::int64_t shard_len,
+                       float* prefix,
+                       float* suffix,
+                       Stream stream) {
+  const std::int64_t total = shape.b * shape.h * shape.d * shape.e;
+  constexpr int kThreads = 256;
+  const auto blocks = static_cast<unsigned>((total + kThreads - 1) / kThreads);
+  lightning_cp_combine_kernel<<<blocks, kThreads, 0, stream>>>(
+      s, shape.h, shape.d * shape.e, total, gathered, rank_stride, suffix_offset, rank, world,
+      shard_len, prefix, suffix);
+  LIGHTNING_CHECK_LAUNCH();
 }
 
 }  // namespace lightning::detail

@@ -29,5 +29,27 @@ void launch_backward(const lightning_bwd_params_t& params,
                      const Shape& shape,
                      const ForwardPlan& plan,
                      Stream stream);
+// The backward's dV pass alone: params.dv (scratch here) and params.dinitial_state, the gradient
+// of the state entering the sequence. Context parallelism's state-gradient contribution.
+void launch_state_gradient(const lightning_bwd_params_t& params,
+                           const Shape& shape,
+                           const ForwardPlan& plan,
+                           Stream stream);
+// Context parallelism's combine, one thread per element of a contiguous [B, H, D, E] state, with
+// gathered[j * rank_stride + i] rank j's states: prefix (if not null) = sum over j < rank of
+// lambda^((rank-1-j) shard_len) gathered[j * rank_stride + i]; suffix (if not null) the same over
+// j > rank of gathered[j * rank_stride + suffix_offset + i], decayed by lambda^((j-rank-1)
+// shard_len).
+void launch_cp_combine(const float* s,
+                       const Shape& shape,
+                       const float* gathered,
+                       std::int64_t rank_stride,
+                       std::int64_t suffix_offset,
+                       int rank,
+                       int world,
+                       std::int64_t shard_len,
+                       float* prefix,
+                       float* suffix,
+                       Stream stream);
 
 }  // namespace lightning::detail

@@ -25,4 +25,25 @@ void launch_backward(const lightning_bwd_params_t&, const Shape&, const ForwardP
   not_built();
 }
 
+void launch_state_gradient(const lightning_bwd_params_t&,
+                           const Shape&,
+                           const ForwardPlan&,
+                           Stream) {
+  not_built();
+}
+
+void launch_cp_combine(const float*,
+                       const Shape&,
+                       const float*,
+                       std::int64_t,
+                       std::int64_t,
+                       int,
+                       int,
+                       std::int64_t,
+                       float*,
+                       float*,
+                       Stream) {
+  not_built();
+}
+
 }  // namespace lightning::detail

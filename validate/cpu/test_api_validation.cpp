@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <lightning/api.h>
+#include <lightning/context_parallel.h>
 #include <lightning/lightning.h>
 
 namespace lightning {
@@ -313,6 +314,56 @@ TEST(ApiValidation, LayoutsDescribeTheSameLogicalTensor) {
   EXPECT_EQ(offset(u, 1, 2, 4, 7), ((1 * 3 + 2) * 5 + 4) * 64 + 7);
   EXPECT_EQ(parse_layout("bnhd"), Layout::kBNHD);
   EXPECT_THROW(parse_layout("nhd"), std::invalid_argument);
+}
+
+// Context parallelism (lightning/context_parallel.h): a shard that does not fit the sequence, or a
+// sequence state given on a rank that does not own it, is rejected with its status.
+template <class Params>
+void expect_cp_rejected(const Params& p,
+                        const cp::Shard& shard,
+                        lightning_status_t status,
+                        const std::string& needle) {
+  try {
+    cp::validate(p, shard);
+    ADD_FAILURE() << "cp::validate accepted bad input (" << needle << ")";
+  } catch (const InvalidArgument& err) {
+    EXPECT_EQ(err.status(), status) << err.what();
+    EXPECT_NE(std::string(err.what()).find(needle), std::string::npos) << err.what();
+  }
+}
+
+TEST(ContextParallelValidation, AcceptsEqualShardsAndAShorterLastOne) {
+  Fixture f;  // n = 100 tokens per call
+  EXPECT_NO_THROW(cp::validate(f.fwd, {0, 4, 100}));
+  f.fwd.initial_state.data = f.bwd.initial_state.data = f.bwd.dfinal_state.data = nullptr;
+  EXPECT_NO_THROW(cp::validate(f.fwd, {2, 4, 100}));
+  EXPECT_NO_THROW(cp::validate(f.fwd, {3, 4, 128}));  // the last rank: 100 <= 128
+  EXPECT_NO_THROW(cp::validate(f.bwd, {1, 4, 100}));
+  // Exchange buffers: (world + 2) states forward, twice that backward; [B, H, D, E] fp32 each.
+  const std::size_t state = 2 * 4 * 64 * 128 * sizeof(float);
+  EXPECT_EQ(cp::forward_exchange_bytes(f.fwd, {1, 4, 100}), 6 * state);
+  EXPECT_EQ(cp::backward_exchange_bytes(f.bwd, {1, 4, 100}), 12 * state);
+}
+
+TEST(ContextParallelValidation, RejectsShardsThatDoNotFit) {
+  Fixture f;
+  expect_cp_rejected(f.fwd, {0, 0, 100}, LIGHTNING_ERROR_INVALID_VALUE, "world must be >= 1");
+  expect_cp_rejected(f.fwd, {4, 4, 100}, LIGHTNING_ERROR_INVALID_VALUE, "outside 0..3");
+  expect_cp_rejected(f.fwd, {-1, 4, 100}, LIGHTNING_ERROR_INVALID_VALUE, "outside 0..3");
+  expect_cp_rejected(f.fwd, {0, 4, 0}, LIGHTNING_ERROR_INVALID_VALUE, "shard_len must be >= 1");
+  expect_cp_rejected(f.fwd, {0, 4, 128}, LIGHTNING_ERROR_SHAPE_MISMATCH, "every shard but");
+  expect_cp_rejected(f.bwd, {0, 1, 64}, LIGHTNING_ERROR_SHAPE_MISMATCH, "more than shard_len");
+}
+
+TEST(ContextParallelValidation, RejectsSequenceStatesOnTheWrongRank) {
+  Fixture f;  // every state present
+  expect_cp_rejected(f.fwd, {1, 2, 100}, LIGHTNING_ERROR_INVALID_VALUE, "on rank 0 only");
+  f.bwd.initial_state.data = nullptr;
+  expect_cp_rejected(f.bwd, {0, 2, 100}, LIGHTNING_ERROR_INVALID_VALUE, "on the last rank only");
+  EXPECT_NO_THROW(cp::validate(f.bwd, {1, 2, 100}));  // dS_final on the last rank is right
+  // The single-GPU checks still run first.
+  f.fwd.q.shape[3] = f.fwd.k.shape[3] = 80;
+  expect_cp_rejected(f.fwd, {0, 1, 100}, LIGHTNING_ERROR_UNSUPPORTED_HEAD_DIM, "");
 }
 
 }  // namespace
