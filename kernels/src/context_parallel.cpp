@@ -160,9 +160,6 @@ void backward_contribution(const lightning_bwd_params_t& params,
   BackwardParams g;
   static_cast<lightning_bwd_params_t&>(g) = params;
   g.dinitial_state = state_view(contribution + count, shape);
-  if (!detail::kBuiltWithCuda) {
-    throw NotBuilt("lightning: this build has no CUDA support (configured without nvcc)");
-  }
   const detail::ForwardPlan plan = detail::plan_backward(shape, detail::device_sm_count());
   detail::launch_state_gradient(g, shape, plan, stream);
 }
@@ -210,9 +207,6 @@ void forward(const lightning_fwd_params_t& params,
              Stream stream) {
   const Shape shape = validate(params, shard);
   check_buffer(exchange_buffer, exchange_bytes, forward_exchange_bytes(params, shard));
-  if (!detail::kBuiltWithCuda) {
-    throw NotBuilt("lightning: this build has no CUDA support (configured without nvcc)");
-  }
   const lightning_fwd_params_t p = with_slopes_checked(params, shape, stream);
   const std::int64_t count = state_count(shape);
   float* send = static_cast<float*>(exchange_buffer);
@@ -231,9 +225,6 @@ void backward(const lightning_bwd_params_t& params,
               Stream stream) {
   const Shape shape = validate(params, shard);
   check_buffer(exchange_buffer, exchange_bytes, backward_exchange_bytes(params, shard));
-  if (!detail::kBuiltWithCuda) {
-    throw NotBuilt("lightning: this build has no CUDA support (configured without nvcc)");
-  }
   const lightning_bwd_params_t p = with_slopes_checked(params, shape, stream);
   const std::int64_t count = state_count(shape);
   float* send = static_cast<float*>(exchange_buffer);

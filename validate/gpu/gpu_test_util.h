@@ -23,6 +23,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -54,6 +55,23 @@ class GpuTestWithParam : public ::testing::TestWithParam<Param> {
     if (gpu::device_count() == 0) GTEST_SKIP() << "no CUDA device";
   }
 };
+
+// The grid of the production kernels' tests: dtype x layout x (D, E), with its values and a test
+// name such as "bf16_bhnd_d64e128".
+using KernelGridParam = std::tuple<DType, Layout, std::pair<int, int>>;
+
+inline auto kernel_grid_values() {
+  return ::testing::Combine(::testing::Values(DType::kBF16, DType::kFP16, DType::kFP32),
+                            ::testing::Values(Layout::kBHND, Layout::kBNHD),
+                            ::testing::Values(std::pair{64, 64}, std::pair{128, 128},
+                                              std::pair{64, 128}, std::pair{128, 64}));
+}
+
+inline std::string kernel_grid_name(const ::testing::TestParamInfo<KernelGridParam>& info) {
+  const KernelGridParam& p = info.param;
+  return std::string(dtype_name(to_c(std::get<0>(p)))) + "_" + layout_name(std::get<1>(p)) + "_d" +
+         std::to_string(std::get<2>(p).first) + "e" + std::to_string(std::get<2>(p).second);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Problems.

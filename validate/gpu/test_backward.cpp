@@ -35,8 +35,7 @@ void check_backward_case(const ProblemSpec& spec) {
 
 class LightningBackward : public GpuTest {};
 
-class LightningBackwardGrid
-    : public GpuTestWithParam<std::tuple<DType, Layout, std::pair<int, int>>> {};
+class LightningBackwardGrid : public GpuTestWithParam<KernelGridParam> {};
 
 TEST_P(LightningBackwardGrid, MatchesFp64ReferenceOnRaggedLength) {
   ProblemSpec spec;
@@ -49,21 +48,10 @@ TEST_P(LightningBackwardGrid, MatchesFp64ReferenceOnRaggedLength) {
   check_backward_case(spec);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    DtypesLayoutsHeadDims,
-    LightningBackwardGrid,
-    ::testing::Combine(::testing::Values(DType::kBF16, DType::kFP16, DType::kFP32),
-                       ::testing::Values(Layout::kBHND, Layout::kBNHD),
-                       ::testing::Values(std::pair{64, 64},
-                                         std::pair{128, 128},
-                                         std::pair{64, 128},
-                                         std::pair{128, 64})),
-    [](const auto& param_info) {
-      return std::string(dtype_name(to_c(std::get<0>(param_info.param)))) + "_" +
-             layout_name(std::get<1>(param_info.param)) + "_d" +
-             std::to_string(std::get<2>(param_info.param).first) + "e" +
-             std::to_string(std::get<2>(param_info.param).second);
-    });
+INSTANTIATE_TEST_SUITE_P(DtypesLayoutsHeadDims,
+                         LightningBackwardGrid,
+                         kernel_grid_values(),
+                         kernel_grid_name);
 
 TEST_F(LightningBackward, HandlesOneTokenAndSequencesShorterThanABlock) {
   for (std::int64_t n : {1, 2, 17, 63, 64, 65}) {

@@ -18,10 +18,15 @@
 #include <lightning/reference/gpu.h>
 #include <lightning/reference/tolerance.h>
 
+#include "gpu_test_util.h"
+
 namespace lightning {
 namespace {
 
 using gpu::DeviceBuffer;
+using test_util::kernel_grid_name;
+using test_util::kernel_grid_values;
+using test_util::KernelGridParam;
 
 struct Case {
   DType dtype = DType::kBF16;
@@ -157,9 +162,8 @@ class LightningForward : public ::testing::Test {
   }
 };
 
-class LightningForwardGrid
-    : public LightningForward,
-      public ::testing::WithParamInterface<std::tuple<DType, Layout, std::pair<int, int>>> {};
+class LightningForwardGrid : public LightningForward,
+                             public ::testing::WithParamInterface<KernelGridParam> {};
 
 TEST_P(LightningForwardGrid, MatchesFp64ReferenceOnRaggedLength) {
   Case c;
@@ -171,21 +175,10 @@ TEST_P(LightningForwardGrid, MatchesFp64ReferenceOnRaggedLength) {
   check_forward_case(c);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    DtypesLayoutsHeadDims,
-    LightningForwardGrid,
-    ::testing::Combine(::testing::Values(DType::kBF16, DType::kFP16, DType::kFP32),
-                       ::testing::Values(Layout::kBHND, Layout::kBNHD),
-                       ::testing::Values(std::pair{64, 64},
-                                         std::pair{128, 128},
-                                         std::pair{64, 128},
-                                         std::pair{128, 64})),
-    [](const auto& param_info) {
-      return std::string(dtype_name(to_c(std::get<0>(param_info.param)))) + "_" +
-             layout_name(std::get<1>(param_info.param)) + "_d" +
-             std::to_string(std::get<2>(param_info.param).first) + "e" +
-             std::to_string(std::get<2>(param_info.param).second);
-    });
+INSTANTIATE_TEST_SUITE_P(DtypesLayoutsHeadDims,
+                         LightningForwardGrid,
+                         kernel_grid_values(),
+                         kernel_grid_name);
 
 TEST_F(LightningForward, HandlesOneTokenAndSequencesShorterThanABlock) {
   for (std::int64_t n : {1, 2, 17, 63, 64, 65}) {
