@@ -1,15 +1,15 @@
 // Lightning Attention forward: o_t = scale * q_t S_t with S_t = lambda S_{t-1} + k_t^T v_t.
 //
 // Blocked over the sequence (kBlockN = 64 tokens): inside a block, masked decayed attention on the
-// tensor cores (mma.sync m16n8k16, bf16/fp16 in, fp32 accumulate); between blocks, the fp32 state
-// held TRANSPOSED (S^T, a 64-wide value slice x D) in registers, so that it is directly the A
-// operand of O^T = S^T Q^T and the accumulator of S^T += V^T diag(w) K.
-// Grid: one thread block per (b, h, segment, 64-wide value slice), 4 warps, warp w owning value
-// rows 16w..16w+15 of S^T and O^T. Segments (> 1 only when (b, h, slice) chains cannot fill the
-// GPU) run three kernels: local states of all segments but the last, a scan over segments, then
-// the outputs (the last segment's pass writes the final state).
+// tensor cores (wgmma, bf16/fp16 in, fp32 accumulate); between blocks, the fp32 state held
+// TRANSPOSED (S^T, a 64-wide value slice x D) in registers as a wgmma accumulator, so that it is
+// directly the register A operand of O^T = S^T Q^T and the accumulator of S^T += V^T diag(w) K.
+// Grid: one thread block (one warpgroup) per (b, h, segment, 64-wide value slice), warp w owning
+// value rows 16w..16w+15 of S^T and O^T. Segments (> 1 only when (b, h, slice) chains cannot fill
+// the GPU) run three kernels: local states of all segments but the last, a scan over segments,
+// then the outputs (the last segment's pass writes the final state).
 // Shared memory (bf16, D = 128): 2 stages x (Q 16 KiB + K 16 KiB + V 8 KiB) + P 8 KiB + O staging
-// 9 KiB = 98 KiB: two blocks per SM.
+// 9 KiB + decay tables 2 KiB = 99 KiB: two blocks per SM.
 // fp32 inputs take a SIMT kernel (the same blocked algorithm in fp32 FMAs, same grid and segments).
 #pragma once
 
@@ -21,6 +21,7 @@
 
 #include "device_utils.cuh"
 #include "plan.h"
+#include "wgmma.cuh"
 
 namespace lightning::detail {
 
@@ -116,61 +117,61 @@ __device__ __forceinline__ StateView state_destination(const FwdKernelParams& p,
 template <class Element, int kHeadDim, int kValueDim>
 struct FwdTraits {
   static constexpr int kBlockN = 64;
-  static constexpr int kSliceE = 64;  // value columns per thread block
-  static constexpr int kWarps = kSliceE / 16;
-  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kSliceE = 64;  // value columns per thread block: one warpgroup's M
+  static constexpr int kThreads = 128;
   static constexpr int kSplits = kValueDim / kSliceE;
-  static constexpr int kDChunks = kHeadDim / 8;  // 16-byte chunks per Q/K row
-  static constexpr int kEChunks = kSliceE / 8;
-  // Rows padded by 16 bytes: an odd number of 16-byte chunks per row puts the 8 rows of an
-  // ldmatrix in 8 different bank groups, and every fragment address is a per-lane base plus a
-  // compile-time offset (an XOR swizzle needs run-time arithmetic for each ldmatrix).
-  static constexpr int kQStride = kHeadDim + 8;  // Q and K rows
-  static constexpr int kVStride = kSliceE + 8;
-  static constexpr int kPStride = kBlockN + 8;
-  static constexpr int kOStride = kSliceE + 8;
-  static constexpr int kQTile = kBlockN * kQStride;  // (kBlockN, kHeadDim) + padding
-  static constexpr int kVTile = kBlockN * kVStride;  // (kBlockN, kSliceE) + padding
-  static constexpr int kStage = 2 * kQTile + kVTile;
+  // Tiles as 128-byte swizzle atoms (wgmma.cuh): 64 rows of 128 bytes per 64 columns.
+  static constexpr int kHalfBytes = kBlockN * 128;            // (64 tokens, 64 elements)
+  static constexpr int kQBytes = kHeadDim / 64 * kHalfBytes;  // Q or K: (64, kHeadDim)
+  static constexpr int kVBytes = kHalfBytes;                  // V: (64, kSliceE)
+  static constexpr int kStageBytes = 2 * kQBytes + kVBytes;
   static constexpr int kStages = 2;
-  static constexpr int kPTile = kBlockN * kPStride;  // (kBlockN, kBlockN) masked scores
-  static constexpr int kOTile = kBlockN * kOStride;  // output staging
-  static constexpr int kElements = kStages * kStage + kPTile + kOTile;
-  // bf16, D = 128: 2 x (17 + 17 + 9) KiB + 9 + 9 KiB = 105.5 KiB: two blocks per SM.
+  static constexpr int kPBytes = kHalfBytes;    // masked scores (queries, keys)
+  static constexpr int kOStride = kSliceE + 8;  // output staging row, padded: conflict-free
+  static constexpr int kOBytes = kBlockN * kOStride * 2;
+  // Decay tables (floats): intra_scale lambda^k and update_scale lambda^k at k + 64 for
+  // k = -64..64 (zero below 0: the causal mask and the rows past the block's end come free),
+  // inter_scale lambda^k and lambda^k for k = 0..64.
+  static constexpr int kTable = 132;
+  static constexpr int kTableBytes = 4 * kTable * 4;
+  static constexpr int kAlign = 1024;  // swizzle atoms start at 1024-byte boundaries
   static constexpr std::size_t kSmemBytes =
-      kElements * sizeof(Element) + (kBlockN + 1) * sizeof(float);
-  // The local-state pass needs only K and V, and little math per block: it is bound by memory
-  // latency, so it keeps 4 blocks in flight (2 stages ran it at a third of the bandwidth).
+      kStages * kStageBytes + kPBytes + kOBytes + kTableBytes + kAlign;
+  // The local-state pass needs only K and V and the update: it is bound by memory latency, so it
+  // keeps 4 blocks in flight.
   static constexpr int kLocalStages = 4;
-  static constexpr int kLocalStage = kQTile + kVTile;
+  static constexpr int kLocalStageBytes = kQBytes + kVBytes;
   static constexpr std::size_t kLocalSmemBytes =
-      kLocalStages * kLocalStage * sizeof(Element) + (kBlockN + 1) * sizeof(float);
-  static_assert(kLocalSmemBytes <= 113 * 1024, "two thread blocks per SM");
-  static_assert(kValueDim % kSliceE == 0);
-  static_assert(kHeadDim % 16 == 0);
-  static_assert((kElements * sizeof(Element)) % 16 == 0);
-  static_assert(kSmemBytes <= 113 * 1024, "two thread blocks per SM");
+      kLocalStages * kLocalStageBytes + kTableBytes + kAlign;
+  static_assert(kHeadDim % 64 == 0 && kValueDim % kSliceE == 0);
+  static_assert(kSmemBytes <= 113 * 1024 && kLocalSmemBytes <= 113 * 1024,
+                "two thread blocks per SM");
 };
 
-// The cp.async work of one thread for one (kBlockN, kChunks * 8) tile: rows r0, r0 + kRowStep,
-// ... of chunk c. Global addresses are computed once; each block adds its token offset.
+// The cp.async work of one thread for one (64 rows, kChunks 16-byte chunks) tile stored as
+// swizzle atoms: rows r0, r0 + kRowStep, ... of chunk c. Every row this thread copies has the same
+// row % 8, so its destination is one offset plus a multiple of the row step.
 template <int kChunks, int kThreads>
-struct TileLoader {
+struct SwizzledTileLoader {
   static constexpr int kRowStep = kThreads / kChunks;
   static constexpr int kIters = 64 / kRowStep;
-  static_assert(kThreads % kChunks == 0 && 64 % kRowStep == 0);
-  int r0, c;
-  __device__ __forceinline__ explicit TileLoader(int tid) : r0(tid / kChunks), c(tid % kChunks) {}
+  static_assert(kThreads % kChunks == 0 && 64 % kRowStep == 0 && kRowStep % 8 == 0);
+  int r0, c, dst;
+  __device__ __forceinline__ explicit SwizzledTileLoader(int tid)
+      : r0(tid / kChunks),
+        c(tid % kChunks),
+        dst((c / 8) * 64 * 128 + r0 * 128 + (((c % 8) ^ (r0 % 8)) << 4)) {}
   // Rows past `rows` are zero-filled (src-size 0).
   template <class Element>
-  __device__ __forceinline__ void load(
-      Element* dst, int dst_stride, const Element* src, std::int64_t row_stride, int rows) const {
+  __device__ __forceinline__ void load(unsigned char* tile,
+                                       const Element* src,
+                                       std::int64_t row_stride,
+                                       int rows) const {
     const Element* from = src + r0 * row_stride + c * 8;
-    Element* to = dst + r0 * dst_stride + c * 8;
 #pragma unroll
     for (int i = 0; i < kIters; ++i) {
       const bool valid = r0 + i * kRowStep < rows;
-      cp_async_16(to + i * kRowStep * dst_stride, valid ? from + i * kRowStep * row_stride : src,
+      cp_async_16(tile + dst + i * kRowStep * 128, valid ? from + i * kRowStep * row_stride : src,
                   valid ? 16 : 0);
     }
   }
@@ -182,24 +183,32 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   using T = FwdTraits<Element, kHeadDim, kValueDim>;
   using ET = ElementTraits<Element>;
   constexpr int kBlockN = T::kBlockN;
-  constexpr int kDTiles = kHeadDim / 8;  // n-tiles of the state along d
-  constexpr int kQS = T::kQStride, kVS = T::kVStride, kPS = T::kPStride;
+  constexpr int kKSteps = kHeadDim / 16;  // k-steps of the products over d
+  constexpr int kHalf = T::kHalfBytes;
 
   constexpr bool kOut = kMode == FwdMode::kOutput;
   // Stages of (Q, K, V) tiles, or of (K, V) in the local-state pass.
   constexpr int kStages = kOut ? T::kStages : T::kLocalStages;
-  constexpr int kStage = kOut ? T::kStage : T::kLocalStage;
-  constexpr int kKOffset = kOut ? T::kQTile : 0;
+  constexpr int kStageBytes = kOut ? T::kStageBytes : T::kLocalStageBytes;
+  constexpr int kKOffset = kOut ? T::kQBytes : 0;
 
-  extern __shared__ __align__(128) unsigned char smem_raw[];
-  Element* smem = reinterpret_cast<Element*>(smem_raw);
-  Element* sp = smem + kStages * kStage;  // masked scores P (kBlockN, kBlockN), output pass only
-  Element* so = sp + T::kPTile;           // output staging (kBlockN, kSliceE), output pass only
-  float* decay = reinterpret_cast<float*>(kOut ? reinterpret_cast<Element*>(so + T::kOTile) : sp);
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  // Swizzle atoms need 1024-byte alignment in the shared window itself.
+  unsigned char* smem = smem_raw + ((T::kAlign - (smem_addr(smem_raw) % T::kAlign)) % T::kAlign);
+  unsigned char* sp = smem + kStages * kStageBytes;           // P, output pass only
+  Element* so = reinterpret_cast<Element*>(sp + T::kPBytes);  // output staging, output pass only
+  float* tables =
+      reinterpret_cast<float*>(kOut ? sp + T::kPBytes + T::kOBytes : smem + kStages * kStageBytes);
+  float* tab_intra = tables;                  // [k + 64]
+  float* tab_update = tables + T::kTable;     // [k + 64]
+  float* tab_inter = tables + 2 * T::kTable;  // [k]
+  float* decay = tables + 3 * T::kTable;      // [k]
 
   const int tid = threadIdx.x;
   const int warp = tid / 32;
   const int lane = tid % 32;
+  const int g = lane / 4;  // fragment row within 8
+  const int q = lane % 4;  // fragment column pair
 
   const FwdBlock where = decode_block<kMode>(p, T::kSplits);
   const std::int64_t bb = where.bb, hh = where.hh, seg = where.seg;
@@ -209,63 +218,72 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   const std::int64_t n_end = min(p.n, n_begin + p.segment_len);
   const int num_blocks = static_cast<int>((n_end - n_begin + kBlockN - 1) / kBlockN);
 
-  const float s = p.s[hh];
-  if (tid <= kBlockN) decay[tid] = expf(-s * static_cast<float>(tid));
-
-  const Element* q = static_cast<const Element*>(p.q) + bb * p.q_stride[0] + hh * p.q_stride[1] +
-                     n_begin * p.q_stride[2];
-  const Element* k = static_cast<const Element*>(p.k) + bb * p.k_stride[0] + hh * p.k_stride[1] +
-                     n_begin * p.k_stride[2];
-  const Element* v = static_cast<const Element*>(p.v) + bb * p.v_stride[0] + hh * p.v_stride[1] +
-                     n_begin * p.v_stride[2] + e0;
-  Element* o = static_cast<Element*>(p.o) + bb * p.o_stride[0] + hh * p.o_stride[1] +
-               n_begin * p.o_stride[2] + e0;
-
-  // The state slice S^T (kSliceE rows e, kHeadDim cols d) as mma accumulators: this warp holds
-  // rows 16*warp.. +15; st[j] is the m16n8 tile of d columns 8j..8j+7.
-  float st[kDTiles][4];
-  const int row_e = 16 * warp + lane / 4;  // e of st[j][0..1]; st[j][2..3] are at row_e + 8
-  const int col_d = 2 * (lane % 4);        // d of st[j][0] and st[j][2] within the tile
   {
-    const StateView init = state_source<kHeadDim, kValueDim, kMode>(p, where);
-#pragma unroll
-    for (int j = 0; j < kDTiles; ++j) {
-#pragma unroll
-      for (int c = 0; c < 4; ++c) {
-        const int e = e0 + row_e + (c >= 2 ? 8 : 0);
-        const int d = 8 * j + col_d + (c & 1);
-        st[j][c] = init.ptr ? init.ptr[d * init.sd + e * init.se] : 0.f;
+    const float s = p.s[hh];
+    for (int i = tid; i <= 2 * kBlockN; i += T::kThreads) {
+      const int k = i - kBlockN;
+      const float lk = k >= 0 ? expf(-s * static_cast<float>(k)) : 0.f;
+      tab_intra[i] = p.intra_scale * lk;
+      tab_update[i] = p.update_scale * lk;
+      if (k >= 0) {
+        tab_inter[k] = p.inter_scale * lk;
+        decay[k] = lk;
       }
     }
   }
 
-  // Per-lane ldmatrix offsets (elements), each used with compile-time offsets added:
-  //   x4 A fragment of a row-major tile: row lane % 16, column chunk lane / 16;
-  //   x4 pair of B fragments of an [n][k] tile: row (n) lane % 8 + 8 (lane / 16), chunk (lane / 8)
-  //   % 2; x4 trans A fragment of a [k][m] tile: row (k) lane % 8 + 8 (lane / 16), chunk (lane / 8)
-  //   % 2; x4 trans pair of B fragments of a [k][n] tile: row (k) lane % 16, chunk lane / 16.
-  const int lane_a = (lane % 16) * kQS + (lane / 16) * 8;
-  const int lane_b_rows = lane % 8 + 8 * (lane / 16);
-  const int lane_b_chunk = ((lane / 8) % 2) * 8;
-  const int off_aq = 16 * warp * kQS + lane_a;                      // Q rows of this warp
-  const int off_bq = lane_b_rows * kQS + lane_b_chunk;              // Q or K as [n][k]
-  const int off_vt = lane_b_rows * kVS + lane_b_chunk + 16 * warp;  // V^T rows of this warp
-  const int off_bp = lane_b_rows * kPS + lane_b_chunk;              // P as [n][k]
-  const int off_kt = lane_a;                                        // K as [k][n], trans
+  const Element* q_ptr = static_cast<const Element*>(p.q) + bb * p.q_stride[0] +
+                         hh * p.q_stride[1] + n_begin * p.q_stride[2];
+  const Element* k_ptr = static_cast<const Element*>(p.k) + bb * p.k_stride[0] +
+                         hh * p.k_stride[1] + n_begin * p.k_stride[2];
+  const Element* v_ptr = static_cast<const Element*>(p.v) + bb * p.v_stride[0] +
+                         hh * p.v_stride[1] + n_begin * p.v_stride[2] + e0;
+  Element* o_ptr = static_cast<Element*>(p.o) + bb * p.o_stride[0] + hh * p.o_stride[1] +
+                   n_begin * p.o_stride[2] + e0;
 
-  const TileLoader<T::kDChunks, T::kThreads> qk_loader(tid);
-  const TileLoader<T::kEChunks, T::kThreads> v_loader(tid);
+  // The state slice S^T (kSliceE rows e, kHeadDim columns d) as a wgmma accumulator: warp w holds
+  // rows 16w..16w+15; st[4j + c] is at e = 16w + g + 8 (c / 2), d = 8j + 2q + c % 2.
+  float st[kHeadDim / 2];
+  const int row_e = 16 * warp + g;
+  {
+    const StateView init = state_source<kHeadDim, kValueDim, kMode>(p, where);
+#pragma unroll
+    for (int j = 0; j < kHeadDim / 8; ++j) {
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const int e = e0 + row_e + (c >= 2 ? 8 : 0);
+        const int d = 8 * j + 2 * q + (c & 1);
+        st[4 * j + c] = init.ptr ? init.ptr[d * init.sd + e * init.se] : 0.f;
+      }
+    }
+  }
+
+  // Per-lane shared-memory offsets (bytes from a tile's start), each used with compile-time
+  // offsets added:
+  //   V^T fragments (ldmatrix.trans of V rows = tokens): row lane % 8 + 8 (lane / 16), chunk
+  //   2 warp + (lane / 8) % 2, swizzled by the row's low bits (= lane % 8);
+  //   P rows (stmatrix, matrix i = lane / 8 covers rows 16 warp + 8 (i % 2), key chunk j + i / 2):
+  //   row 16 warp + 8 (i % 2) + lane % 8, chunk xor (i / 2) ^ (lane % 8);
+  //   O staging (stmatrix.trans): token 8 (i / 2) + lane % 8, value 16 warp + 8 (i % 2).
+  const int mat = lane / 8, mrow = lane % 8;
+  const int off_vt = (mrow + 8 * (lane / 16)) * 128 + (((2 * warp + mat % 2) ^ mrow) << 4);
+  const int off_p_row = (16 * warp + 8 * (mat % 2) + mrow) * 128;
+  const int p_xor = (mat / 2) ^ mrow;
+  const int off_o = (8 * (mat / 2) + mrow) * T::kOStride + 16 * warp + 8 * (mat % 2);
+
+  const SwizzledTileLoader<kHeadDim / 8, T::kThreads> qk_loader(tid);
+  const SwizzledTileLoader<T::kSliceE / 8, T::kThreads> v_loader(tid);
   // Issue block `blk`'s tiles into its stage; always commit a group (possibly empty) so that the
   // wait below counts the same in every iteration.
   auto load_block = [&](int blk) {
     if (blk < num_blocks) {
-      Element* stage = smem + (blk % kStages) * kStage;
+      unsigned char* stage = smem + (blk % kStages) * kStageBytes;
       const int rows = static_cast<int>(
           min(static_cast<std::int64_t>(kBlockN), n_end - n_begin - blk * kBlockN));
       const std::int64_t t0 = static_cast<std::int64_t>(blk) * kBlockN;
-      if constexpr (kOut) qk_loader.load(stage, kQS, q + t0 * p.q_stride[2], p.q_stride[2], rows);
-      qk_loader.load(stage + kKOffset, kQS, k + t0 * p.k_stride[2], p.k_stride[2], rows);
-      v_loader.load(stage + kKOffset + T::kQTile, kVS, v + t0 * p.v_stride[2], p.v_stride[2], rows);
+      if constexpr (kOut) qk_loader.load(stage, q_ptr + t0 * p.q_stride[2], p.q_stride[2], rows);
+      qk_loader.load(stage + kKOffset, k_ptr + t0 * p.k_stride[2], p.k_stride[2], rows);
+      v_loader.load(stage + kKOffset + T::kQBytes, v_ptr + t0 * p.v_stride[2], p.v_stride[2], rows);
     }
     cp_async_commit();
   };
@@ -274,165 +292,163 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   for (int blk = 0; blk < kStages - 1; ++blk) load_block(blk);
   for (int blk = 0; blk < num_blocks; ++blk) {
     cp_async_wait<kStages - 2>();
-    __syncthreads();  // block blk's tiles (and, at blk 0, the decay table) are visible, and every
-                      // warp is done with block blk - 1, whose stage the next load reuses
+    fence_proxy_async();  // the copies are read by wgmma (the async proxy)
+    __syncthreads();      // block blk's tiles (and, at blk 0, the tables) are visible, and every
+                          // warp is done with block blk - 1, whose stage the next load reuses
     load_block(blk + kStages - 1);
 
-    const Element* sq = smem + (blk % kStages) * kStage;
-    const Element* sk = sq + kKOffset;
-    const Element* sv = sk + T::kQTile;
+    unsigned char* sq = smem + (blk % kStages) * kStageBytes;
+    unsigned char* sk = sq + kKOffset;
+    unsigned char* sv = sk + T::kQBytes;
+    const uint32_t sk_addr = smem_addr(sk);
     const int len =
         static_cast<int>(min(static_cast<std::int64_t>(kBlockN), n_end - n_begin - blk * kBlockN));
     // The first block of the sequence takes one power of lambda fewer on the initial state.
     const int shift = (p.init_shift && seg == 0 && blk == 0) ? 1 : 0;
 
-    // V^T fragments of this warp's value rows, A operands of both O^T += V^T P^T and the update:
-    // vt[ks] covers tokens 16ks..16ks+15. From V (tokens, e) through ldmatrix.trans.
-    uint32_t vt[kBlockN / 16][4];
+    [[maybe_unused]] float pacc[32], oacc[32];
+    [[maybe_unused]] uint32_t sa[kKSteps][4];
+    if constexpr (kOut) {
+      const uint32_t sq_addr = smem_addr(sq);
+      // 1. P = Q K^T and O^T = S^T Q^T (the state before this block, as bf16/fp16 A fragments):
+      //    two groups, in flight while the rest is prepared.
 #pragma unroll
-    for (int ks = 0; ks < kBlockN / 16; ++ks) ldsm_x4_trans(vt[ks], sv + off_vt + 16 * ks * kVS);
-
-    if constexpr (kMode == FwdMode::kOutput) {
-      // 1. P = (Q K^T) (.) M * scale for query rows 16w..16w+15; key tiles past the diagonal
-      //    are all zero by causality and skipped.
-      {
-        float pacc[kBlockN / 8][4];
-#pragma unroll
-        for (int j = 0; j < kBlockN / 8; ++j)
-          pacc[j][0] = pacc[j][1] = pacc[j][2] = pacc[j][3] = 0.f;
-#pragma unroll
-        for (int ks = 0; ks < kHeadDim / 16; ++ks) {
-          uint32_t a[4];
-          ldsm_x4(a, sq + off_aq + 16 * ks);
-#pragma unroll
-          for (int np = 0; np < kBlockN / 16; ++np) {
-            if (np <= warp) {
-              uint32_t b[4];
-              ldsm_x4(b, sk + off_bq + 16 * np * kQS + 16 * ks);
-              ET::mma(pacc[2 * np], a, b[0], b[1]);
-              ET::mma(pacc[2 * np + 1], a, b[2], b[3]);
-            }
-          }
-        }
-#pragma unroll
-        for (int j = 0; j < kBlockN / 8; ++j) {
-          if (j / 2 <= warp) {
-#pragma unroll
-            for (int half = 0; half < 2; ++half) {
-              const int t = 16 * warp + lane / 4 + 8 * half;
-              const int u = 8 * j + 2 * (lane % 4);
-              const float x0 = u <= t ? pacc[j][2 * half] * p.intra_scale * decay[t - u] : 0.f;
-              const float x1 =
-                  u + 1 <= t ? pacc[j][2 * half + 1] * p.intra_scale * decay[t - u - 1] : 0.f;
-              *reinterpret_cast<uint32_t*>(sp + t * kPS + u) = ET::pack(x0, x1);
-            }
-          }
-        }
+      for (int ks = 0; ks < kKSteps; ++ks) {
+        sa[ks][0] = ET::pack(st[8 * ks + 0], st[8 * ks + 1]);
+        sa[ks][1] = ET::pack(st[8 * ks + 2], st[8 * ks + 3]);
+        sa[ks][2] = ET::pack(st[8 * ks + 4], st[8 * ks + 5]);
+        sa[ks][3] = ET::pack(st[8 * ks + 6], st[8 * ks + 7]);
       }
-
-      // 2. O^T = S^T Q^T (inter part, state before this block), columns scaled by
-      // scale*lambda^(t+1).
-      float oacc[kBlockN / 8][4];
+      wgmma_fence();
 #pragma unroll
-      for (int j = 0; j < kBlockN / 8; ++j) oacc[j][0] = oacc[j][1] = oacc[j][2] = oacc[j][3] = 0.f;
-#pragma unroll
-      for (int ks = 0; ks < kHeadDim / 16; ++ks) {
-        const uint32_t a[4] = {ET::pack(st[2 * ks][0], st[2 * ks][1]),
-                               ET::pack(st[2 * ks][2], st[2 * ks][3]),
-                               ET::pack(st[2 * ks + 1][0], st[2 * ks + 1][1]),
-                               ET::pack(st[2 * ks + 1][2], st[2 * ks + 1][3])};
-#pragma unroll
-        for (int np = 0; np < kBlockN / 16; ++np) {
-          uint32_t b[4];
-          ldsm_x4(b, sq + off_bq + 16 * np * kQS + 16 * ks);
-          ET::mma(oacc[2 * np], a, b[0], b[1]);
-          ET::mma(oacc[2 * np + 1], a, b[2], b[3]);
-        }
+      for (int ks = 0; ks < kKSteps; ++ks) {
+        const uint32_t off = (ks / 4) * kHalf + (ks % 4) * 32;
+        wgmma_ss<Element>(pacc, wgmma_desc(sq_addr + off, 16, 1024),
+                          wgmma_desc(sk_addr + off, 16, 1024), ks > 0);
       }
+      wgmma_commit();
 #pragma unroll
-      for (int j = 0; j < kBlockN / 8; ++j) {
-        const int t = 8 * j + 2 * (lane % 4);
-        const float w0 = p.inter_scale * decay[t + 1 - shift];
-        const float w1 = p.inter_scale * decay[t + 2 - shift];
-        oacc[j][0] *= w0;
-        oacc[j][1] *= w1;
-        oacc[j][2] *= w0;
-        oacc[j][3] *= w1;
+      for (int ks = 0; ks < kKSteps; ++ks) {
+        const uint32_t off = (ks / 4) * kHalf + (ks % 4) * 32;
+        wgmma_rs<Element, 64, 0>(oacc, sa[ks], wgmma_desc(sq_addr + off, 16, 1024), ks > 0);
       }
-      __syncthreads();  // P is complete
+      wgmma_commit();
+    }
 
-      // 3. O^T += V^T P^T (intra part); P^T is zero where keys follow queries.
+    // 2. V^T fragments of this warp's value rows (A operands of the intra product and, scaled by
+    //    w[u] = update_scale lambda^(len-1-u) (0 past len), of the update).
+    uint32_t vt[kBlockN / 16][4], vw[kBlockN / 16][4];
+#pragma unroll
+    for (int ks = 0; ks < kBlockN / 16; ++ks) ldsm_x4_trans(vt[ks], sv + off_vt + ks * 2048);
+    {
+      // A fragment element layout: vt[ks][0]: tokens u, u+1 (u = 16ks + 2q); [1]: same tokens,
+      // row + 8; [2], [3]: tokens u + 8, u + 9.
+      const float* w = tab_update + kBlockN + len - 1 - 2 * q;
 #pragma unroll
       for (int ks = 0; ks < kBlockN / 16; ++ks) {
-#pragma unroll
-        for (int np = 0; np < kBlockN / 16; ++np) {
-          if (np >= ks) {
-            uint32_t b[4];
-            ldsm_x4(b, sp + off_bp + 16 * np * kPS + 16 * ks);
-            ET::mma(oacc[2 * np], vt[ks], b[0], b[1]);
-            ET::mma(oacc[2 * np + 1], vt[ks], b[2], b[3]);
-          }
-        }
-      }
-
-      // 4. Stage O^T as O (tokens, e) for coalesced stores.
-#pragma unroll
-      for (int j = 0; j < kBlockN / 8; ++j) {
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-          const int t = 8 * j + 2 * (lane % 4) + (c & 1);
-          const int e = row_e + (c >= 2 ? 8 : 0);
-          so[t * T::kOStride + e] = ET::from_float(oacc[j][c]);
-        }
+        const float w0 = w[-16 * ks], w1 = w[-16 * ks - 1], w8 = w[-16 * ks - 8],
+                    w9 = w[-16 * ks - 9];
+        float2 f = ET::unpack(vt[ks][0]);
+        vw[ks][0] = ET::pack(f.x * w0, f.y * w1);
+        f = ET::unpack(vt[ks][1]);
+        vw[ks][1] = ET::pack(f.x * w0, f.y * w1);
+        f = ET::unpack(vt[ks][2]);
+        vw[ks][2] = ET::pack(f.x * w8, f.y * w9);
+        f = ET::unpack(vt[ks][3]);
+        vw[ks][3] = ET::pack(f.x * w8, f.y * w9);
       }
     }
 
-    // 5. S^T <- lambda^len S^T + V^T diag(w) K, w[u] = lambda^(len-1-u) (0 for rows past len).
+    // 3. S^T <- lambda^len S^T + (V^T diag(w)) K: K as an MN-major operand (rows are tokens).
     {
       const float block_decay = decay[len - shift];
 #pragma unroll
-      for (int j = 0; j < kDTiles; ++j) {
-#pragma unroll
-        for (int c = 0; c < 4; ++c) st[j][c] *= block_decay;
-      }
+      for (int i = 0; i < kHeadDim / 2; ++i) st[i] *= block_decay;
+      wgmma_fence();
 #pragma unroll
       for (int ks = 0; ks < kBlockN / 16; ++ks) {
-        // A fragment element layout: a[0]: tokens u, u+1; a[1]: same tokens, row + 8;
-        // a[2], a[3]: tokens u + 8, u + 9.
-        const int u = 16 * ks + 2 * (lane % 4);
-        auto w = [&](int uu) { return uu < len ? p.update_scale * decay[len - 1 - uu] : 0.f; };
-        const float w0 = w(u), w1 = w(u + 1), w8 = w(u + 8), w9 = w(u + 9);
-        uint32_t a[4];
-        float2 f = ET::unpack(vt[ks][0]);
-        a[0] = ET::pack(f.x * w0, f.y * w1);
-        f = ET::unpack(vt[ks][1]);
-        a[1] = ET::pack(f.x * w0, f.y * w1);
-        f = ET::unpack(vt[ks][2]);
-        a[2] = ET::pack(f.x * w8, f.y * w9);
-        f = ET::unpack(vt[ks][3]);
-        a[3] = ET::pack(f.x * w8, f.y * w9);
+        wgmma_rs<Element, kHeadDim, 1>(st, vw[ks], wgmma_desc(sk_addr + ks * 2048, kHalf, 1024), 1);
+      }
+      wgmma_commit();
+    }
+
+    if constexpr (kOut) {
+      // 4. Mask and decay P (query t = 16w + g + 8 half, key u = 8j + 2q + c), to shared memory.
+      wgmma_wait<2>();
+      wgmma_fence_operand(pacc);
+      {
+        const int a = 16 * warp + g - 2 * q;  // t - u = a + 8 half - 8 j - c
+        const float* m = tab_intra + kBlockN + a;
 #pragma unroll
-        for (int np = 0; np < kHeadDim / 16; ++np) {
-          uint32_t b[4];
-          ldsm_x4_trans(b, sk + off_kt + 16 * ks * kQS + 16 * np);
-          ET::mma(st[2 * np], a, b[0], b[1]);
-          ET::mma(st[2 * np + 1], a, b[2], b[3]);
+        for (int j = 0; j < kBlockN / 8; j += 2) {
+          uint32_t r[4];
+#pragma unroll
+          for (int jj = 0; jj < 2; ++jj) {
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+              const int i = 4 * (j + jj) + 2 * half;
+              const int dt = 8 * half - 8 * (j + jj);
+              // A select, not a product with a zero: a NaN key must not reach earlier queries.
+              const float x0 = a + dt >= 0 ? pacc[i] * m[dt] : 0.f;
+              const float x1 = a + dt - 1 >= 0 ? pacc[i + 1] * m[dt - 1] : 0.f;
+              r[2 * jj + half] = ET::pack(x0, x1);
+            }
+          }
+          stsm_x4(sp + off_p_row + ((j ^ p_xor) << 4), r[0], r[1], r[2], r[3]);
         }
       }
-    }
-    if constexpr (kOut) {
+      fence_proxy_async();
+
+      // 5. Columns of the inter part scaled by inter_scale lambda^(t + 1 - shift).
+      wgmma_wait<1>();
+      wgmma_fence_operand(oacc);
+      {
+        const float* w = tab_inter + 1 - shift + 2 * q;
+#pragma unroll
+        for (int j = 0; j < kBlockN / 8; ++j) {
+          oacc[4 * j + 0] *= w[8 * j];
+          oacc[4 * j + 1] *= w[8 * j + 1];
+          oacc[4 * j + 2] *= w[8 * j];
+          oacc[4 * j + 3] *= w[8 * j + 1];
+        }
+      }
+      __syncthreads();  // P is complete
+
+      // 6. O^T += V^T P^T (intra part): P as the K-major B operand (rows are queries).
+      wgmma_fence();
+      const uint32_t sp_addr = smem_addr(sp);
+#pragma unroll
+      for (int ks = 0; ks < kBlockN / 16; ++ks) {
+        wgmma_rs<Element, 64, 0>(oacc, vt[ks], wgmma_desc(sp_addr + ks * 32, 16, 1024), 1);
+      }
+      wgmma_commit();
+      wgmma_wait<0>();
+      wgmma_fence_operand(oacc);
+      wgmma_fence_operand(st);
+
+      // 7. Stage O^T as O (tokens, e) for coalesced stores.
+#pragma unroll
+      for (int j = 0; j < kBlockN / 8; j += 2) {
+        stsm_x4_trans(so + off_o + 8 * j * T::kOStride, ET::pack(oacc[4 * j], oacc[4 * j + 1]),
+                      ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
+                      ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
+                      ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
+      }
       __syncthreads();  // the staging tile is complete
       const std::int64_t t0 = static_cast<std::int64_t>(blk) * kBlockN;
-      constexpr int kChunks = kBlockN * T::kEChunks;
+      constexpr int kEChunks = T::kSliceE / 8;
 #pragma unroll
-      for (int i = tid; i < kChunks; i += T::kThreads) {
-        const int t = i / T::kEChunks;
-        const int c = i % T::kEChunks;
+      for (int i = tid; i < kBlockN * kEChunks; i += T::kThreads) {
+        const int t = i / kEChunks;
+        const int c = i % kEChunks;
         if (t < len) {
-          *reinterpret_cast<uint4*>(o + (t0 + t) * p.o_stride[2] + c * 8) =
+          *reinterpret_cast<uint4*>(o_ptr + (t0 + t) * p.o_stride[2] + c * 8) =
               *reinterpret_cast<const uint4*>(so + t * T::kOStride + c * 8);
         }
       }
+    } else {
+      wgmma_wait<0>();
+      wgmma_fence_operand(st);
     }
   }
 
@@ -441,12 +457,12 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   if (out.ptr != nullptr) {
     const float extra = p.final_extra_decay && kMode == FwdMode::kOutput ? decay[1] : 1.f;
 #pragma unroll
-    for (int j = 0; j < kDTiles; ++j) {
+    for (int j = 0; j < kHeadDim / 8; ++j) {
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
         const int e = e0 + row_e + (c >= 2 ? 8 : 0);
-        const int d = 8 * j + col_d + (c & 1);
-        out.ptr[d * out.sd + e * out.se] = extra * st[j][c];
+        const int d = 8 * j + 2 * q + (c & 1);
+        out.ptr[d * out.sd + e * out.se] = extra * st[4 * j + c];
       }
     }
   }
