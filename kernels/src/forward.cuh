@@ -130,8 +130,9 @@ struct FwdTraits {
   static constexpr int kOStride = kSliceE + 8;  // output staging row, padded: conflict-free
   static constexpr int kOBytes = kBlockN * kOStride * 2;
   // Decay tables (floats): intra_scale lambda^k and update_scale lambda^k at k + 64 for
-  // k = -64..64 (zero below 0: the causal mask and the rows past the block's end come free),
-  // inter_scale lambda^k and lambda^k for k = 0..64.
+  // k = -64..64 (zero below 0: rows past the block's end get no weight in the update; the causal
+  // mask of P is a select, so that a NaN key cannot leak), inter_scale lambda^k and lambda^k for
+  // k = 0..64.
   static constexpr int kTable = 132;
   static constexpr int kTableBytes = 4 * kTable * 4;
   static constexpr int kAlign = 1024;  // swizzle atoms start at 1024-byte boundaries
