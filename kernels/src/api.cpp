@@ -45,12 +45,15 @@ const char* version() {
 
 std::size_t forward_workspace_size(const lightning_fwd_params_t& params) {
   const Shape shape = validate(params);
-  return detail::plan_forward(shape, detail::device_sm_count()).workspace_bytes;
+  return detail::plan_forward(shape, detail::device_sm_count(), detail::kernel_kind(params.q.dtype))
+      .workspace_bytes;
 }
 
 std::size_t backward_workspace_size(const lightning_bwd_params_t& params) {
   const Shape shape = validate(params);
-  return detail::plan_backward(shape, detail::device_sm_count()).workspace_bytes;
+  return detail::plan_backward(shape, detail::device_sm_count(),
+                               detail::kernel_kind(params.q.dtype))
+      .workspace_bytes;
 }
 
 void forward(const lightning_fwd_params_t& params, Stream stream) {
@@ -58,7 +61,8 @@ void forward(const lightning_fwd_params_t& params, Stream stream) {
   if (!detail::kBuiltWithCuda) {
     throw NotBuilt("lightning: this build has no CUDA support (configured without nvcc)");
   }
-  const detail::ForwardPlan plan = detail::plan_forward(shape, detail::device_sm_count());
+  const detail::ForwardPlan plan =
+      detail::plan_forward(shape, detail::device_sm_count(), detail::kernel_kind(params.q.dtype));
   check_workspace(params.workspace, params.workspace_bytes, plan.workspace_bytes);
   if (!(params.flags & LIGHTNING_FLAG_SKIP_SLOPE_CHECK)) {
     validate_slopes(detail::copy_slopes_to_host(params.s, shape.h, stream).data(), shape.h);
@@ -71,7 +75,8 @@ void backward(const lightning_bwd_params_t& params, Stream stream) {
   if (!detail::kBuiltWithCuda) {
     throw NotBuilt("lightning: this build has no CUDA support (configured without nvcc)");
   }
-  const detail::ForwardPlan plan = detail::plan_backward(shape, detail::device_sm_count());
+  const detail::ForwardPlan plan =
+      detail::plan_backward(shape, detail::device_sm_count(), detail::kernel_kind(params.q.dtype));
   check_workspace(params.workspace, params.workspace_bytes, plan.workspace_bytes);
   if (!(params.flags & LIGHTNING_FLAG_SKIP_SLOPE_CHECK)) {
     validate_slopes(detail::copy_slopes_to_host(params.s, shape.h, stream).data(), shape.h);

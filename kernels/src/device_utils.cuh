@@ -82,4 +82,10 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
 }
 
+// Barrier of the 128 threads of this thread's warpgroup alone (named barrier 1 + warpgroup; 0 is
+// __syncthreads).
+__device__ __forceinline__ void warpgroup_sync() {
+  asm volatile("bar.sync %0, 128;\n" ::"r"(1 + threadIdx.x / 128) : "memory");
+}
+
 }  // namespace lightning::detail

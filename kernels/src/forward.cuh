@@ -4,13 +4,16 @@
 // tensor cores (wgmma, bf16/fp16 in, fp32 accumulate); between blocks, the fp32 state held
 // TRANSPOSED (S^T, a 64-wide value slice x D) in registers as a wgmma accumulator, so that it is
 // directly the register A operand of O^T = S^T Q^T and the accumulator of S^T += V^T diag(w) K.
-// Grid: one thread block (one warpgroup) per (b, h, segment, 64-wide value slice), warp w owning
-// value rows 16w..16w+15 of S^T and O^T. Segments (> 1 only when (b, h, slice) chains cannot fill
-// the GPU) run three kernels: local states of all segments but the last, a scan over segments,
-// then the outputs (the last segment's pass writes the final state).
-// Shared memory (bf16, D = 128): 2 stages x (Q 16 KiB + K 16 KiB + V 8 KiB) + P 8 KiB + O staging
-// 9 KiB + decay tables 2 KiB = 99 KiB: two blocks per SM.
-// fp32 inputs take a SIMT kernel (the same blocked algorithm in fp32 FMAs, same grid and segments).
+// Grid: one thread block per (b, h, segment) with one warpgroup per 64-wide value slice (E / 64 of
+// them), warp w of a warpgroup owning value rows 16w..16w+15 of its S^T and O^T; the warpgroups
+// share the Q, K and V tiles. Segments (> 1 only when the (b, h) chains cannot fill the GPU) run
+// three kernels: local states of all segments but the last, a scan over segments, then the
+// outputs (the last segment's pass writes the final state).
+// Shared memory (bf16, D = 128): E = 64: 2 stages x (Q 16 KiB + K 16 KiB + V 8 KiB) + P 8 KiB +
+// O staging 9 KiB + decay tables 2 KiB = 99 KiB, two blocks per SM; E = 128: 3 stages x 48 KiB +
+// 2 x (8 + 9) KiB + 2 KiB = 180 KiB, one block (8 warps) per SM.
+// fp32 inputs take a SIMT kernel (the same blocked algorithm in fp32 FMAs, a block per value
+// slice).
 #pragma once
 
 #include <cstdint>
@@ -45,16 +48,28 @@ struct FwdKernelParams {
   std::int64_t is_stride[4];   // b, h, d, e: a transposed view is just swapped strides
   float* final_state;          // may be null
   std::int64_t fs_stride[4];
-  float* workspace;  // [b][h][segment][D][E] fp32: local states, then incoming states
+  // [b][h][slot][D][E] fp32, (segments - 1) * local_pieces + 1 slots: the local states of the
+  // pieces, then (scanned in place) the incoming state of segment g in slot g * local_pieces.
+  float* workspace;
   std::int64_t b, h, n;
   std::int64_t segments, segment_len;
+  // The local-state pass cuts each segment into this many pieces (of segment_len / local_pieces
+  // tokens), so that it has enough thread blocks when the segments are few.
+  std::int64_t local_pieces;
 };
+
+// Workspace state slots per (b, h).
+__host__ __device__ inline std::int64_t workspace_slots(const FwdKernelParams& p) {
+  return (p.segments - 1) * p.local_pieces + 1;
+}
 
 enum class FwdMode { kOutput, kLocalState };
 
-// The (b, h, segment, value slice) of a thread block: slices innermost so that the slices of one
-// head run side by side and share Q and K through L2. The local-state pass covers every segment
-// but the last (whose state nobody needs: its output pass writes the final state itself).
+// The (b, h, segment, value slice) of a thread block (in the local-state pass, seg is the piece)
+// (the fp32 kernel has a block per slice, innermost, so that the slices of one head run side by
+// side and share Q and K through L2; the tensor-core kernel has one block for all slices). The
+// local-state pass covers every segment but the last (whose state nobody needs: its output pass
+// writes the final state itself).
 struct FwdBlock {
   std::int64_t bb, hh, seg;
   int slice;
@@ -66,12 +81,24 @@ __device__ __forceinline__ FwdBlock decode_block(const FwdKernelParams& p, int s
   FwdBlock blk;
   blk.slice = static_cast<int>(idx % splits);
   idx /= splits;
-  const std::int64_t grid_segments = kMode == FwdMode::kLocalState ? p.segments - 1 : p.segments;
+  const std::int64_t grid_segments =
+      kMode == FwdMode::kLocalState ? (p.segments - 1) * p.local_pieces : p.segments;
   blk.seg = idx % grid_segments;
   idx /= grid_segments;
   blk.hh = idx % p.h;
   blk.bb = idx / p.h;
   return blk;
+}
+
+// The tokens [begin, end) of a thread block: its segment, or its piece in the local-state pass.
+struct TokenRange {
+  std::int64_t begin, end;
+};
+template <FwdMode kMode>
+__device__ __forceinline__ TokenRange token_range(const FwdKernelParams& p, const FwdBlock& b) {
+  const std::int64_t len =
+      kMode == FwdMode::kLocalState ? p.segment_len / p.local_pieces : p.segment_len;
+  return {b.seg * len, min(p.n, (b.seg + 1) * len)};
 }
 
 // A (kHeadDim, kValueDim) fp32 state in memory: element (d, e) at ptr[d * sd + e * se].
@@ -86,8 +113,10 @@ template <int kHeadDim, int kValueDim, FwdMode kMode>
 __device__ __forceinline__ StateView state_source(const FwdKernelParams& p, const FwdBlock& b) {
   if constexpr (kMode == FwdMode::kOutput) {
     if (p.segments > 1) {
-      return {p.workspace + ((b.bb * p.h + b.hh) * p.segments + b.seg) * kHeadDim * kValueDim,
-              kValueDim, 1};
+      const std::int64_t slot = b.seg * p.local_pieces;
+      return {
+          p.workspace + ((b.bb * p.h + b.hh) * workspace_slots(p) + slot) * kHeadDim * kValueDim,
+          kValueDim, 1};
     }
     if (p.initial_state != nullptr) {
       return {const_cast<float*>(p.initial_state) + b.bb * p.is_stride[0] + b.hh * p.is_stride[1],
@@ -103,7 +132,7 @@ template <int kHeadDim, int kValueDim, FwdMode kMode>
 __device__ __forceinline__ StateView state_destination(const FwdKernelParams& p,
                                                        const FwdBlock& b) {
   if constexpr (kMode == FwdMode::kLocalState) {
-    return {p.workspace + ((b.bb * p.h + b.hh) * p.segments + b.seg) * kHeadDim * kValueDim,
+    return {p.workspace + ((b.bb * p.h + b.hh) * workspace_slots(p) + b.seg) * kHeadDim * kValueDim,
             kValueDim, 1};
   } else {
     if (b.seg == p.segments - 1 && p.final_state != nullptr) {
@@ -117,18 +146,27 @@ __device__ __forceinline__ StateView state_destination(const FwdKernelParams& p,
 template <class Element, int kHeadDim, int kValueDim>
 struct FwdTraits {
   static constexpr int kBlockN = 64;
-  static constexpr int kSliceE = 64;  // value columns per thread block: one warpgroup's M
-  static constexpr int kThreads = 128;
-  static constexpr int kSplits = kValueDim / kSliceE;
+  static constexpr int kSliceE = 64;  // value columns per warpgroup: one wgmma's M
+  // One warpgroup per 64-wide value slice, all slices of a head in one thread block: Q and K are
+  // loaded once for the whole head (two thread blocks per head doubled their L2 traffic, which
+  // ncu showed at 87% of its peak with DRAM at 67%).
+  static constexpr int kWarpgroups = kValueDim / kSliceE;
+  static constexpr int kThreads = 128 * kWarpgroups;
+  static constexpr int kSplits = 1;  // thread blocks per (b, h, segment)
   // Tiles as 128-byte swizzle atoms (wgmma.cuh): 64 rows of 128 bytes per 64 columns.
   static constexpr int kHalfBytes = kBlockN * 128;            // (64 tokens, 64 elements)
   static constexpr int kQBytes = kHeadDim / 64 * kHalfBytes;  // Q or K: (64, kHeadDim)
-  static constexpr int kVBytes = kHalfBytes;                  // V: (64, kSliceE)
+  static constexpr int kVBytes = kWarpgroups * kHalfBytes;    // V: (64, kValueDim), per slice
   static constexpr int kStageBytes = 2 * kQBytes + kVBytes;
-  static constexpr int kStages = 2;
+  // One warpgroup: two thread blocks per SM, two stages each. Two: one thread block per SM,
+  // three stages.
+  static constexpr int kBlocksPerSm = kWarpgroups == 1 ? 2 : 1;
+  static constexpr int kStages = kWarpgroups == 1 ? 2 : 3;
+  // P (64 queries x 64 keys) is shared: each warpgroup computes and masks 64 / kWarpgroups keys.
+  static constexpr int kPCols = kBlockN / kWarpgroups;
   static constexpr int kPBytes = kHalfBytes;    // masked scores (queries, keys)
   static constexpr int kOStride = kSliceE + 8;  // output staging row, padded: conflict-free
-  static constexpr int kOBytes = kBlockN * kOStride * 2;
+  static constexpr int kOBytes = kBlockN * kOStride * 2;  // per warpgroup
   // Decay tables (floats): intra_scale lambda^k and update_scale lambda^k at k + 64 for
   // k = -64..64 (zero below 0: rows past the block's end get no weight in the update; the causal
   // mask of P is a select, so that a NaN key cannot leak), inter_scale lambda^k and lambda^k for
@@ -137,7 +175,7 @@ struct FwdTraits {
   static constexpr int kTableBytes = 4 * kTable * 4;
   static constexpr int kAlign = 1024;  // swizzle atoms start at 1024-byte boundaries
   static constexpr std::size_t kSmemBytes =
-      kStages * kStageBytes + kPBytes + kOBytes + kTableBytes + kAlign;
+      kStages * kStageBytes + kPBytes + kWarpgroups * kOBytes + kTableBytes + kAlign;
   // The local-state pass needs only K and V and the update: it is bound by memory latency, so it
   // keeps 4 blocks in flight.
   static constexpr int kLocalStages = 4;
@@ -145,8 +183,9 @@ struct FwdTraits {
   static constexpr std::size_t kLocalSmemBytes =
       kLocalStages * kLocalStageBytes + kTableBytes + kAlign;
   static_assert(kHeadDim % 64 == 0 && kValueDim % kSliceE == 0);
-  static_assert(kSmemBytes <= 113 * 1024 && kLocalSmemBytes <= 113 * 1024,
-                "two thread blocks per SM");
+  static_assert(kSmemBytes <= 227 * 1024 / kBlocksPerSm &&
+                    kLocalSmemBytes <= 227 * 1024 / kBlocksPerSm,
+                "thread blocks per SM");
 };
 
 // The cp.async work of one thread for one (64 rows, kChunks 16-byte chunks) tile stored as
@@ -179,7 +218,8 @@ struct SwizzledTileLoader {
 };
 
 template <class Element, int kHeadDim, int kValueDim, FwdMode kMode>
-__global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThreads, 2)
+__global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThreads,
+                                  FwdTraits<Element, kHeadDim, kValueDim>::kBlocksPerSm)
     lightning_fwd_kernel(const __grid_constant__ FwdKernelParams p) {
   using T = FwdTraits<Element, kHeadDim, kValueDim>;
   using ET = ElementTraits<Element>;
@@ -196,27 +236,30 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   // Swizzle atoms need 1024-byte alignment in the shared window itself.
   unsigned char* smem = smem_raw + ((T::kAlign - (smem_addr(smem_raw) % T::kAlign)) % T::kAlign);
-  unsigned char* sp = smem + kStages * kStageBytes;           // P, output pass only
-  Element* so = reinterpret_cast<Element*>(sp + T::kPBytes);  // output staging, output pass only
-  float* tables =
-      reinterpret_cast<float*>(kOut ? sp + T::kPBytes + T::kOBytes : smem + kStages * kStageBytes);
+  const int tid = threadIdx.x;
+  const int wg = T::kWarpgroups == 1 ? 0 : tid / 128;  // warpgroup: value slice e0 = 64 wg
+  const int wg_tid = tid % 128;                        // thread within the warpgroup
+  const int warp = wg_tid / 32;                        // warp within the warpgroup
+  const int lane = tid % 32;
+  const int g = lane / 4;  // fragment row within 8
+  const int q = lane % 4;  // fragment column pair
+
+  // Output pass: P, then an output staging tile per warpgroup, after the stages.
+  unsigned char* sp = smem + kStages * kStageBytes;
+  Element* so = reinterpret_cast<Element*>(sp + T::kPBytes + wg * T::kOBytes);
+  float* tables = reinterpret_cast<float*>(smem + kStages * kStageBytes +
+                                           (kOut ? T::kPBytes + T::kWarpgroups * T::kOBytes : 0));
   float* tab_intra = tables;                  // [k + 64]
   float* tab_update = tables + T::kTable;     // [k + 64]
   float* tab_inter = tables + 2 * T::kTable;  // [k]
   float* decay = tables + 3 * T::kTable;      // [k]
 
-  const int tid = threadIdx.x;
-  const int warp = tid / 32;
-  const int lane = tid % 32;
-  const int g = lane / 4;  // fragment row within 8
-  const int q = lane % 4;  // fragment column pair
-
   const FwdBlock where = decode_block<kMode>(p, T::kSplits);
   const std::int64_t bb = where.bb, hh = where.hh, seg = where.seg;
-  const int e0 = where.slice * T::kSliceE;
+  const int e0 = wg * T::kSliceE;
 
-  const std::int64_t n_begin = seg * p.segment_len;
-  const std::int64_t n_end = min(p.n, n_begin + p.segment_len);
+  const TokenRange range = token_range<kMode>(p, where);
+  const std::int64_t n_begin = range.begin, n_end = range.end;
   const int num_blocks = static_cast<int>((n_end - n_begin + kBlockN - 1) / kBlockN);
 
   {
@@ -238,7 +281,7 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   const Element* k_ptr = static_cast<const Element*>(p.k) + bb * p.k_stride[0] +
                          hh * p.k_stride[1] + n_begin * p.k_stride[2];
   const Element* v_ptr = static_cast<const Element*>(p.v) + bb * p.v_stride[0] +
-                         hh * p.v_stride[1] + n_begin * p.v_stride[2] + e0;
+                         hh * p.v_stride[1] + n_begin * p.v_stride[2];
   Element* o_ptr = static_cast<Element*>(p.o) + bb * p.o_stride[0] + hh * p.o_stride[1] +
                    n_begin * p.o_stride[2] + e0;
 
@@ -273,7 +316,7 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   const int off_o = (8 * (mat / 2) + mrow) * T::kOStride + 16 * warp + 8 * (mat % 2);
 
   const SwizzledTileLoader<kHeadDim / 8, T::kThreads> qk_loader(tid);
-  const SwizzledTileLoader<T::kSliceE / 8, T::kThreads> v_loader(tid);
+  const SwizzledTileLoader<kValueDim / 8, T::kThreads> v_loader(tid);
   // Issue block `blk`'s tiles into its stage; always commit a group (possibly empty) so that the
   // wait below counts the same in every iteration.
   auto load_block = [&](int blk) {
@@ -300,19 +343,19 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
 
     unsigned char* sq = smem + (blk % kStages) * kStageBytes;
     unsigned char* sk = sq + kKOffset;
-    unsigned char* sv = sk + T::kQBytes;
+    unsigned char* sv = sk + T::kQBytes + wg * kHalf;  // this warpgroup's value slice
     const uint32_t sk_addr = smem_addr(sk);
     const int len =
         static_cast<int>(min(static_cast<std::int64_t>(kBlockN), n_end - n_begin - blk * kBlockN));
     // The first block of the sequence takes one power of lambda fewer on the initial state.
     const int shift = (p.init_shift && seg == 0 && blk == 0) ? 1 : 0;
 
-    [[maybe_unused]] float pacc[32], oacc[32];
+    [[maybe_unused]] float pacc[T::kPCols / 2], oacc[32];
     [[maybe_unused]] uint32_t sa[kKSteps][4];
     if constexpr (kOut) {
       const uint32_t sq_addr = smem_addr(sq);
-      // 1. P = Q K^T and O^T = S^T Q^T (the state before this block, as bf16/fp16 A fragments):
-      //    two groups, in flight while the rest is prepared.
+      // 1. P = Q K^T (this warpgroup's keys) and O^T = S^T Q^T (the state before this block, as
+      //    bf16/fp16 A fragments): two groups, in flight while the rest is prepared.
 #pragma unroll
       for (int ks = 0; ks < kKSteps; ++ks) {
         sa[ks][0] = ET::pack(st[8 * ks + 0], st[8 * ks + 1]);
@@ -324,8 +367,9 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
 #pragma unroll
       for (int ks = 0; ks < kKSteps; ++ks) {
         const uint32_t off = (ks / 4) * kHalf + (ks % 4) * 32;
-        wgmma_ss<Element>(pacc, wgmma_desc(sq_addr + off, 16, 1024),
-                          wgmma_desc(sk_addr + off, 16, 1024), ks > 0);
+        wgmma_ss<Element, T::kPCols>(pacc, wgmma_desc(sq_addr + off, 16, 1024),
+                                     wgmma_desc(sk_addr + wg * T::kPCols * 128 + off, 16, 1024),
+                                     ks > 0);
       }
       wgmma_commit();
 #pragma unroll
@@ -374,14 +418,16 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
     }
 
     if constexpr (kOut) {
-      // 4. Mask and decay P (query t = 16w + g + 8 half, key u = 8j + 2q + c), to shared memory.
+      // 4. Mask and decay this warpgroup's keys of P (query t = 16w + g + 8 half, key
+      //    u = 8J + 2q + c with J = j0 + j), to shared memory.
       wgmma_wait<2>();
       wgmma_fence_operand(pacc);
       {
-        const int a = 16 * warp + g - 2 * q;  // t - u = a + 8 half - 8 j - c
+        const int j0 = wg * T::kPCols / 8;
+        const int a = 16 * warp + g - 2 * q - 8 * j0;  // t - u = a + 8 half - 8 j - c
         const float* m = tab_intra + kBlockN + a;
 #pragma unroll
-        for (int j = 0; j < kBlockN / 8; j += 2) {
+        for (int j = 0; j < T::kPCols / 8; j += 2) {
           uint32_t r[4];
 #pragma unroll
           for (int jj = 0; jj < 2; ++jj) {
@@ -395,7 +441,7 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
               r[2 * jj + half] = ET::pack(x0, x1);
             }
           }
-          stsm_x4(sp + off_p_row + ((j ^ p_xor) << 4), r[0], r[1], r[2], r[3]);
+          stsm_x4(sp + off_p_row + (((j0 + j) ^ p_xor) << 4), r[0], r[1], r[2], r[3]);
         }
       }
       fence_proxy_async();
@@ -413,14 +459,18 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
           oacc[4 * j + 3] *= w[8 * j + 1];
         }
       }
-      __syncthreads();  // P is complete
+      __syncthreads();  // P is complete (every warpgroup's keys)
 
-      // 6. O^T += V^T P^T (intra part): P as the K-major B operand (rows are queries).
+      // 6. O^T += V^T P^T (intra part): P as the K-major B operand (rows are queries). V^T is
+      //    read again rather than kept in registers since step 2 (the registers are short).
+      uint32_t vt2[kBlockN / 16][4];
+#pragma unroll
+      for (int ks = 0; ks < kBlockN / 16; ++ks) ldsm_x4_trans(vt2[ks], sv + off_vt + ks * 2048);
       wgmma_fence();
       const uint32_t sp_addr = smem_addr(sp);
 #pragma unroll
       for (int ks = 0; ks < kBlockN / 16; ++ks) {
-        wgmma_rs<Element, 64, 0>(oacc, vt[ks], wgmma_desc(sp_addr + ks * 32, 16, 1024), 1);
+        wgmma_rs<Element, 64, 0>(oacc, vt2[ks], wgmma_desc(sp_addr + ks * 32, 16, 1024), 1);
       }
       wgmma_commit();
       wgmma_wait<0>();
@@ -435,11 +485,11 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
                       ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
                       ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
       }
-      __syncthreads();  // the staging tile is complete
+      warpgroup_sync();  // the staging tile is complete
       const std::int64_t t0 = static_cast<std::int64_t>(blk) * kBlockN;
       constexpr int kEChunks = T::kSliceE / 8;
 #pragma unroll
-      for (int i = tid; i < kBlockN * kEChunks; i += T::kThreads) {
+      for (int i = wg_tid; i < kBlockN * kEChunks; i += 128) {
         const int t = i / kEChunks;
         const int c = i % kEChunks;
         if (t < len) {
@@ -514,8 +564,8 @@ __global__ void __launch_bounds__(Fp32Traits<kHeadDim, kValueDim>::kThreads)
   const FwdBlock where = decode_block<kMode>(p, T::kSplits);
   const std::int64_t bb = where.bb, hh = where.hh, seg = where.seg;
   const int e0 = where.slice * T::kSliceE;
-  const std::int64_t n_begin = seg * p.segment_len;
-  const std::int64_t n_end = min(p.n, n_begin + p.segment_len);
+  const TokenRange range = token_range<kMode>(p, where);
+  const std::int64_t n_begin = range.begin, n_end = range.end;
   const float s = p.s[hh];
   if (tid <= kBlockN) decay[tid] = expf(-s * static_cast<float>(tid));
 
@@ -613,8 +663,9 @@ __global__ void __launch_bounds__(Fp32Traits<kHeadDim, kValueDim>::kThreads)
 }
 
 // ---- the scan over segments ---------------------------------------------------------------
-// One thread per (b, h, d, e): walks segments 0..S-2 in order, replacing each local state with
-// the incoming state of its segment, and stores the last segment's incoming state in slot S-1.
+// One thread per (b, h, d, e): walks the pieces of segments 0..S-2 in order, replacing the local
+// state of each segment's first piece with the incoming state of that segment, and stores the
+// last segment's incoming state in the last slot.
 __global__ void lightning_segment_scan_kernel(const __grid_constant__ FwdKernelParams p,
                                               int d_dim,
                                               int e_dim);
@@ -635,7 +686,7 @@ void run_forward(const FwdKernelParams& kp, const Shape& shape, cudaStream_t str
   };
   if (kp.segments > 1) {
     launch(lightning_fwd_kernel<Element, kHeadDim, kValueDim, FwdMode::kLocalState>,
-           kp.segments - 1, T::kLocalSmemBytes);
+           (kp.segments - 1) * kp.local_pieces, T::kLocalSmemBytes);
     run_segment_scan(kp, shape, stream);
   }
   launch(lightning_fwd_kernel<Element, kHeadDim, kValueDim, FwdMode::kOutput>, kp.segments,
@@ -653,7 +704,8 @@ void run_forward_fp32(const FwdKernelParams& kp, const Shape& shape, cudaStream_
     LIGHTNING_CHECK_LAUNCH();
   };
   if (kp.segments > 1) {
-    launch(lightning_fwd_fp32_kernel<kHeadDim, kValueDim, FwdMode::kLocalState>, kp.segments - 1);
+    launch(lightning_fwd_fp32_kernel<kHeadDim, kValueDim, FwdMode::kLocalState>,
+           (kp.segments - 1) * kp.local_pieces);
     run_segment_scan(kp, shape, stream);
   }
   launch(lightning_fwd_fp32_kernel<kHeadDim, kValueDim, FwdMode::kOutput>, kp.segments);

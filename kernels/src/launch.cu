@@ -50,15 +50,18 @@ __global__ void lightning_segment_scan_kernel(const __grid_constant__ FwdKernelP
   float x = p.initial_state ? p.initial_state[bb * p.is_stride[0] + hh * p.is_stride[1] +
                                               d * p.is_stride[2] + e * p.is_stride[3]]
                             : 0.f;
-  float* ws = p.workspace + bh * p.segments * per_head + de;
-  for (std::int64_t g = 0; g + 1 < p.segments; ++g) {
-    const float local = ws[g * per_head];
-    ws[g * per_head] = x;  // incoming state of segment g
-    // Segment g is full length; the initial state decays once less with init_shift.
-    const std::int64_t steps = p.segment_len - (g == 0 ? p.init_shift : 0);
+  const std::int64_t pieces = (p.segments - 1) * p.local_pieces;
+  const std::int64_t piece_len = p.segment_len / p.local_pieces;
+  float* ws = p.workspace + bh * workspace_slots(p) * per_head + de;
+  for (std::int64_t i = 0; i < pieces; ++i) {
+    const float local = ws[i * per_head];
+    if (i % p.local_pieces == 0) ws[i * per_head] = x;  // incoming state of segment i / pieces
+    // Pieces before the last segment are full length; the initial state decays once less with
+    // init_shift.
+    const std::int64_t steps = piece_len - (i == 0 ? p.init_shift : 0);
     x = expf(-s * static_cast<float>(steps)) * x + local;
   }
-  ws[(p.segments - 1) * per_head] = x;  // incoming state of the last segment
+  ws[pieces * per_head] = x;  // incoming state of the last segment
 }
 
 void run_segment_scan(const FwdKernelParams& kp, const Shape& shape, cudaStream_t stream) {
@@ -109,7 +112,7 @@ void run_pass(const Pass& pass,
               lightning_dtype_t dtype,
               Stream stream) {
   const Shape shape{problem.b, problem.h, problem.n, pass.d, pass.e};
-  const ForwardPlan plan = plan_forward(shape, device_sm_count());
+  const ForwardPlan plan = plan_forward(shape, device_sm_count(), kernel_kind(dtype));
   FwdKernelParams kp{};
   const void* q;
   const void* k;
@@ -141,6 +144,7 @@ void run_pass(const Pass& pass,
   kp.n = shape.n;
   kp.segments = plan.segments;
   kp.segment_len = plan.segment_len;
+  kp.local_pieces = plan.local_pieces;
   dispatch_dtype(dtype, [&](auto kind) {
     dispatch_head_dim(shape.d, [&](auto dd) {
       dispatch_head_dim(shape.e, [&](auto ee) {

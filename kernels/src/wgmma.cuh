@@ -50,9 +50,9 @@ __device__ __forceinline__ void wgmma_fence_operand(float (&d)[kN]) {
   for (int i = 0; i < kN; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
-// D (64 x 64, f32) (+)= A (64 x 16, shared, K-major) B (16 x 64, shared, K-major).
-template <class Element>
-__device__ __forceinline__ void wgmma_ss(float (&d)[32], uint64_t a, uint64_t b, int acc);
+// D (64 x kN, f32) (+)= A (64 x 16, shared, K-major) B (16 x kN, shared, K-major).
+template <class Element, int kN>
+__device__ __forceinline__ void wgmma_ss(float (&d)[kN / 2], uint64_t a, uint64_t b, int acc);
 // D (64 x kN, f32) (+)= A (64 x 16, registers) B (16 x kN, shared; kTransB: MN-major).
 template <class Element, int kN, int kTransB>
 __device__ __forceinline__ void wgmma_rs(float (&d)[kN / 2],
@@ -60,9 +60,11 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[kN / 2],
                                          uint64_t b,
                                          int acc);
 
-// The specialisations for one element type (its PTX name): P = Q K^T (SS, 64 x 64), the register
+// The specialisations for one element type (its PTX name): P = Q K^T (SS, 64 x 64, or 64 x 32
+// when two warpgroups share it), the register
 // products into 64 columns (K-major B: the inter and intra products) and the update's MN-major B
 // with 64 or 128 columns.
+#define LIGHTNING_WGMMA_32 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}"
 #define LIGHTNING_WGMMA_64                                                       \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, " \
   "%17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
@@ -72,6 +74,10 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[kN / 2],
   "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, "  \
   "%47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, "  \
   "%62, %63}"
+#define LIGHTNING_WGMMA_D16                                                                       \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),    \
+      "+f"(d[15])
 #define LIGHTNING_WGMMA_D32                                                                       \
   "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),    \
@@ -90,8 +96,18 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[kN / 2],
       "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
 #define LIGHTNING_WGMMA_SPECIALISE(Element, ptx)                                                  \
   template <>                                                                                     \
-  __device__ __forceinline__ void wgmma_ss<Element>(float(&d)[32], uint64_t a, uint64_t b,        \
-                                                    int acc) {                                    \
+  __device__ __forceinline__ void wgmma_ss<Element, 32>(float(&d)[16], uint64_t a, uint64_t b,    \
+                                                        int acc) {                                \
+    asm volatile(                                                                                 \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"                                              \
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32." ptx "." ptx " " LIGHTNING_WGMMA_32          \
+        ", %16, %17, p, 1, 1, 0, 0;\n}\n"                                                         \
+        : LIGHTNING_WGMMA_D16                                                                     \
+        : "l"(a), "l"(b), "r"(acc));                                                              \
+  }                                                                                               \
+  template <>                                                                                     \
+  __device__ __forceinline__ void wgmma_ss<Element, 64>(float(&d)[32], uint64_t a, uint64_t b,    \
+                                                        int acc) {                                \
     asm volatile(                                                                                 \
         "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                              \
         "wgmma.mma_async.sync.aligned.m64n64k16.f32." ptx "." ptx " " LIGHTNING_WGMMA_64          \
@@ -133,8 +149,10 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[kN / 2],
 LIGHTNING_WGMMA_SPECIALISE(__nv_bfloat16, "bf16")
 LIGHTNING_WGMMA_SPECIALISE(__half, "f16")
 #undef LIGHTNING_WGMMA_SPECIALISE
+#undef LIGHTNING_WGMMA_32
 #undef LIGHTNING_WGMMA_64
 #undef LIGHTNING_WGMMA_128
+#undef LIGHTNING_WGMMA_D16
 #undef LIGHTNING_WGMMA_D32
 #undef LIGHTNING_WGMMA_D64
 

@@ -10,50 +10,80 @@ namespace {
 
 constexpr int kH200Sms = 132;
 
-TEST(ForwardPlan, UsesNoSegmentsWhenHeadsAndSlicesFillTheGpu) {
-  // The sweep at N = 1k: B = 128, H = 32 -> 8192 chains of (b, h, value slice).
-  const ForwardPlan p = plan_forward(Shape{128, 32, 1024, 128, 128}, kH200Sms);
+constexpr KernelKind kTc = KernelKind::kTensorCore;
+
+TEST(ForwardPlan, UsesNoSegmentsWhenHeadsFillTheGpu) {
+  // The sweep at N = 1k: B = 128, H = 32 -> 4096 chains of (b, h), one thread block each with a
+  // warpgroup per value slice; the fp32 kernel has a thread block per (b, h, value slice).
+  const ForwardPlan p = plan_forward(Shape{128, 32, 1024, 128, 128}, kH200Sms, kTc);
   EXPECT_EQ(p.segments, 1);
-  EXPECT_EQ(p.value_splits, 2);
+  EXPECT_EQ(p.value_splits, 1);
   EXPECT_EQ(p.workspace_bytes, 0u);
+  EXPECT_EQ(plan_forward(Shape{128, 32, 1024, 128, 128}, kH200Sms, KernelKind::kSimt).value_splits,
+            2);
 }
 
 TEST(ForwardPlan, SplitsLongSequencesWhenBatchTimesHeadsIsSmall) {
-  // The sweep at N = 128k: B = 1, H = 32 -> 64 chains for 264 thread-block slots (2 per SM):
-  // segments fill one wave (no tail) to at least 90%.
+  // The sweep at N = 128k: B = 1, H = 32 -> 32 chains for 132 thread-block slots (one block of
+  // two warpgroups per SM at E = 128): segments fill one wave (no tail) to at least 90%.
   const Shape shape{1, 32, 131072, 128, 128};
-  const ForwardPlan p = plan_forward(shape, kH200Sms);
+  const ForwardPlan p = plan_forward(shape, kH200Sms, kTc);
   EXPECT_GT(p.segments, 1);
-  EXPECT_LE(p.segments * 64, 2 * kH200Sms);
-  EXPECT_GE(p.segments * 64 * 10, 2 * kH200Sms * 9);
+  EXPECT_LE(p.segments * 32, kH200Sms);
+  EXPECT_GE(p.segments * 32 * 10, kH200Sms * 9);
   EXPECT_EQ(p.segment_len % p.block_n, 0);
   EXPECT_GE(p.segment_len * p.segments, shape.n);
   EXPECT_LT(p.segment_len * (p.segments - 1), shape.n);  // no empty segment
-  // One fp32 D x E state per (b, h, segment): "a few states per (batch, head, segment)".
+  // 96 local-state blocks already fill most of the 132 slots: one piece per segment, and one fp32
+  // D x E state per (b, h, segment): "a few states per (batch, head, segment)".
+  EXPECT_EQ(p.local_pieces, 1);
   EXPECT_EQ(p.workspace_bytes, static_cast<std::size_t>(32 * p.segments * 128 * 128 * 4));
 }
 
+TEST(ForwardPlan, CutsFewSegmentsIntoPiecesForTheLocalStatePass) {
+  // N = 64k: 64 chains x 2 segments; the local-state pass would have 64 blocks for 132 slots:
+  // two pieces per segment (128 blocks), segments a whole number of pieces, 3 states per chain.
+  const Shape shape{2, 32, 65536, 128, 128};
+  const ForwardPlan p = plan_forward(shape, kH200Sms, kTc);
+  EXPECT_EQ(p.segments, 2);
+  EXPECT_EQ(p.local_pieces, 2);
+  EXPECT_EQ(p.segment_len % (p.block_n * p.local_pieces), 0);
+  EXPECT_GE(p.segment_len * p.segments, shape.n);
+  EXPECT_EQ(p.workspace_bytes,
+            static_cast<std::size_t>(64 * ((p.segments - 1) * p.local_pieces + 1) * 128 * 128 * 4));
+}
+
+TEST(ForwardPlan, CountsTwoResidentBlocksPerSmForOneValueSlice) {
+  // E = 64: one warpgroup per thread block, two blocks per SM: 264 slots for 32 chains.
+  const ForwardPlan p = plan_forward(Shape{1, 32, 131072, 128, 64}, kH200Sms, kTc);
+  EXPECT_LE(p.segments * 32, 2 * kH200Sms);
+  EXPECT_GE(p.segments * 32 * 10, 2 * kH200Sms * 9);
+}
+
 TEST(ForwardPlan, UsesNoSegmentsWhileTheChainsFillOneWave) {
-  // N = 32k: B = 4 -> 256 chains on 264 slots: one full wave already; segments would only add
-  // the local-state pass. N = 64k: 128 chains, half the slots idle: two segments.
-  EXPECT_EQ(plan_forward(Shape{4, 32, 32768, 128, 128}, kH200Sms).segments, 1);
-  EXPECT_EQ(plan_forward(Shape{2, 32, 65536, 128, 128}, kH200Sms).segments, 2);
+  // N = 32k: B = 4 -> 128 chains on 132 slots: one full wave already; segments would only add
+  // the local-state pass. N = 64k: 64 chains, half the slots idle: two segments.
+  EXPECT_EQ(plan_forward(Shape{4, 32, 32768, 128, 128}, kH200Sms, kTc).segments, 1);
+  EXPECT_EQ(plan_forward(Shape{2, 32, 65536, 128, 128}, kH200Sms, kTc).segments, 2);
 }
 
 TEST(ForwardPlan, NeverMakesSegmentsShorterThanTheMinimum) {
-  const ForwardPlan p = plan_forward(Shape{1, 1, 1500, 64, 64}, kH200Sms);
+  const ForwardPlan p = plan_forward(Shape{1, 1, 1500, 64, 64}, kH200Sms, kTc);
   EXPECT_EQ(p.segments, 1);  // 1500 tokens: one segment of at least 1024
-  const ForwardPlan q = plan_forward(Shape{1, 1, 1, 64, 64}, kH200Sms);
+  const ForwardPlan q = plan_forward(Shape{1, 1, 1, 64, 64}, kH200Sms, kTc);
   EXPECT_EQ(q.segments, 1);
   EXPECT_EQ(q.workspace_bytes, 0u);
 }
 
 TEST(ForwardPlan, HandlesRaggedLengthsWithoutEmptySegments) {
   for (std::int64_t n : {913, 4097, 65535, 131071, 1000003}) {
-    const ForwardPlan p = plan_forward(Shape{1, 2, n, 64, 128}, kH200Sms);
-    EXPECT_GE(p.segments, 1);
-    EXPECT_GE(p.segment_len * p.segments, n) << n;
-    EXPECT_LT(p.segment_len * (p.segments - 1), n) << n;
+    for (KernelKind kind : {kTc, KernelKind::kSimt}) {
+      const ForwardPlan p = plan_forward(Shape{1, 2, n, 64, 128}, kH200Sms, kind);
+      EXPECT_GE(p.segments, 1);
+      EXPECT_GE(p.segment_len * p.segments, n) << n;
+      EXPECT_LT(p.segment_len * (p.segments - 1), n) << n;
+      EXPECT_EQ(p.segment_len % (p.block_n * p.local_pieces), 0) << n;
+    }
   }
 }
 

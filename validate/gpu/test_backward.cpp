@@ -104,6 +104,20 @@ TEST_F(LightningBackward, SplitsLongSequencesIntoSegmentsCorrectly) {
   }
 }
 
+TEST_F(LightningBackward, CutsFewSegmentsIntoPiecesForTheLocalStatePass) {
+  // 64 (b, h) chains: two segments, the local-state passes in two pieces each (as the forward's).
+  ProblemSpec spec;
+  spec.b = 1;
+  spec.h = 64;
+  spec.n = 4100;
+  spec.d = 128;
+  spec.e = 128;
+  DeviceProblem probe = make_device_problem(spec);
+  EXPECT_EQ(backward_workspace_size(probe.bwd), static_cast<std::size_t>(64 * 3 * 128 * 128 * 4))
+      << "expected two segments, the first in two pieces";
+  check_backward_case(spec);
+}
+
 TEST_F(LightningBackward, HandlesRaggedSegmentsOnASmallShape) {
   // Small enough for compute-sanitizer: one head, two segments, a ragged last block.
   for (DType dt : {DType::kBF16, DType::kFP32}) {

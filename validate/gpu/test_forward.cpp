@@ -235,6 +235,25 @@ TEST_F(LightningForward, SplitsLongSequencesIntoSegmentsCorrectly) {
   }
 }
 
+TEST_F(LightningForward, CutsFewSegmentsIntoPiecesForTheLocalStatePass) {
+  // 64 (b, h) chains: two segments of 34 blocks, the local-state pass in two pieces of 17
+  // (3 states per head in the workspace instead of 2); ragged N.
+  for (bool s0 : {false, true}) {
+    Case c;
+    c.b = 1;
+    c.h = 64;
+    c.n = 4100;
+    c.d = 128;
+    c.e = 128;
+    c.initial_state = s0;
+    c.scale = 1.0f / 128;
+    DeviceForward probe(c);
+    EXPECT_EQ(probe.p.workspace_bytes, static_cast<std::size_t>(64 * 3 * 128 * 128 * 4))
+        << "expected two segments, the first in two pieces";
+    check_forward_case(c);
+  }
+}
+
 TEST_F(LightningForward, HandlesRaggedSegmentsOnASmallShape) {
   // Small enough for compute-sanitizer: one head, two segments, a ragged last block.
   for (DType dt : {DType::kBF16, DType::kFP32}) {
