@@ -11,7 +11,7 @@
 // outputs (the last segment's pass writes the final state).
 // Shared memory (bf16, D = 128): E = 64: 2 stages x (Q 16 KiB + K 16 KiB + V 8 KiB) + P 8 KiB +
 // O staging 9 KiB + decay tables 2 KiB = 99 KiB, two blocks per SM; E = 128: 3 stages x 48 KiB +
-// 2 x (8 + 9) KiB + 2 KiB = 180 KiB, one block (8 warps) per SM.
+// P 8 KiB + 2 x 9 KiB + 2 KiB = 172 KiB, one block (8 warps) per SM.
 // fp32 inputs take a SIMT kernel (the same blocked algorithm in fp32 FMAs, a block per value
 // slice).
 #pragma once
