@@ -65,9 +65,9 @@ __host__ __device__ inline std::int64_t workspace_slots(const FwdKernelParams& p
 
 enum class FwdMode { kOutput, kLocalState };
 
-// The (b, h, segment, value slice) of a thread block (in the local-state pass, seg is the piece)
-// (the fp32 kernel has a block per slice, innermost, so that the slices of one head run side by
-// side and share Q and K through L2; the tensor-core kernel has one block for all slices). The
+// The (b, h, segment, value slice) of a thread block; in the local-state pass, seg counts pieces.
+// Only the fp32 kernel has a block per value slice (innermost, so that the slices of one head run
+// side by side and share Q and K through L2); the tensor-core kernel's slice is always 0. The
 // local-state pass covers every segment but the last (whose state nobody needs: its output pass
 // writes the final state itself).
 struct FwdBlock {

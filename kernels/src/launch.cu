@@ -55,7 +55,8 @@ __global__ void lightning_segment_scan_kernel(const __grid_constant__ FwdKernelP
   float* ws = p.workspace + bh * workspace_slots(p) * per_head + de;
   for (std::int64_t i = 0; i < pieces; ++i) {
     const float local = ws[i * per_head];
-    if (i % p.local_pieces == 0) ws[i * per_head] = x;  // incoming state of segment i / pieces
+    // The incoming state of segment i / local_pieces replaces its first piece's local state.
+    if (i % p.local_pieces == 0) ws[i * per_head] = x;
     // Pieces before the last segment are full length; the initial state decays once less with
     // init_shift.
     const std::int64_t steps = piece_len - (i == 0 ? p.init_shift : 0);
