@@ -332,15 +332,40 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
     cp_async_commit();
   };
 
+  // P = Q K^T of block `blk` (this warpgroup's keys), one wgmma group. It is issued as soon as the
+  // block's tiles are visible: for the next block, before this block's outputs are staged and
+  // stored, so that the product runs under those stores.
+  [[maybe_unused]] float pacc[T::kPCols / 2];
+  [[maybe_unused]] auto issue_p = [&](int blk) {
+    const uint32_t sq_addr = smem_addr(smem + (blk % kStages) * kStageBytes);
+    const uint32_t sk_addr = sq_addr + kKOffset;
+    wgmma_fence();
 #pragma unroll
-  for (int blk = 0; blk < kStages - 1; ++blk) load_block(blk);
-  for (int blk = 0; blk < num_blocks; ++blk) {
+    for (int ks = 0; ks < kKSteps; ++ks) {
+      const uint32_t off = (ks / 4) * kHalf + (ks % 4) * 32;
+      wgmma_ss<Element, T::kPCols>(pacc, wgmma_desc(sq_addr + off, 16, 1024),
+                                   wgmma_desc(sk_addr + wg * T::kPCols * 128 + off, 16, 1024),
+                                   ks > 0);
+    }
+    wgmma_commit();
+  };
+  // Wait for block `blk`'s tiles and issue the copies of block blk + kStages - 1 into the stage of
+  // block blk - 1.
+  auto next_tiles = [&](int blk) {
     cp_async_wait<kStages - 2>();
     fence_proxy_async();  // the copies are read by wgmma (the async proxy)
     __syncthreads();      // block blk's tiles (and, at blk 0, the tables) are visible, and every
-                          // warp is done with block blk - 1, whose stage the next load reuses
+                          // warp is done with block blk - 1's tiles, whose stage the load reuses
     load_block(blk + kStages - 1);
+  };
 
+#pragma unroll
+  for (int blk = 0; blk < kStages - 1; ++blk) load_block(blk);
+  next_tiles(0);
+  if constexpr (kOut) {
+    if (num_blocks > 0) issue_p(0);
+  }
+  for (int blk = 0; blk < num_blocks; ++blk) {
     unsigned char* sq = smem + (blk % kStages) * kStageBytes;
     unsigned char* sk = sq + kKOffset;
     unsigned char* sv = sk + T::kQBytes + wg * kHalf;  // this warpgroup's value slice
@@ -350,12 +375,12 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
     // The first block of the sequence takes one power of lambda fewer on the initial state.
     const int shift = (p.init_shift && seg == 0 && blk == 0) ? 1 : 0;
 
-    [[maybe_unused]] float pacc[T::kPCols / 2], oacc[32];
+    [[maybe_unused]] float oacc[32];
     [[maybe_unused]] uint32_t sa[kKSteps][4];
     if constexpr (kOut) {
       const uint32_t sq_addr = smem_addr(sq);
-      // 1. P = Q K^T (this warpgroup's keys) and O^T = S^T Q^T (the state before this block, as
-      //    bf16/fp16 A fragments): two groups, in flight while the rest is prepared.
+      // 1. (P of this block is in flight.) O^T = S^T Q^T (the state before this block, as
+      //    bf16/fp16 A fragments): a second group, in flight while the rest is prepared.
 #pragma unroll
       for (int ks = 0; ks < kKSteps; ++ks) {
         sa[ks][0] = ET::pack(st[8 * ks + 0], st[8 * ks + 1]);
@@ -364,14 +389,6 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
         sa[ks][3] = ET::pack(st[8 * ks + 6], st[8 * ks + 7]);
       }
       wgmma_fence();
-#pragma unroll
-      for (int ks = 0; ks < kKSteps; ++ks) {
-        const uint32_t off = (ks / 4) * kHalf + (ks % 4) * 32;
-        wgmma_ss<Element, T::kPCols>(pacc, wgmma_desc(sq_addr + off, 16, 1024),
-                                     wgmma_desc(sk_addr + wg * T::kPCols * 128 + off, 16, 1024),
-                                     ks > 0);
-      }
-      wgmma_commit();
 #pragma unroll
       for (int ks = 0; ks < kKSteps; ++ks) {
         const uint32_t off = (ks / 4) * kHalf + (ks % 4) * 32;
@@ -477,6 +494,12 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
       wgmma_fence_operand(oacc);
       wgmma_fence_operand(st);
 
+      // The next block's tiles, and its P issued before this block's outputs are stored.
+      if (blk + 1 < num_blocks) {
+        next_tiles(blk + 1);
+        issue_p(blk + 1);
+      }
+
       // 7. Stage O^T as O (tokens, e) for coalesced stores.
 #pragma unroll
       for (int j = 0; j < kBlockN / 8; j += 2) {
@@ -500,6 +523,7 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
     } else {
       wgmma_wait<0>();
       wgmma_fence_operand(st);
+      if (blk + 1 < num_blocks) next_tiles(blk + 1);
     }
   }
 
