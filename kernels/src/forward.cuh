@@ -334,7 +334,10 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
 
   // P = Q K^T of block `blk` (this warpgroup's keys), one wgmma group. It is issued as soon as the
   // block's tiles are visible: for the next block, before this block's outputs are staged and
-  // stored, so that the product runs under those stores.
+  // stored, so that the product runs under those stores. Not at D = 128 with one warpgroup
+  // (E = 64): its 64-column P held over the stores beside the 64-register state spilled; that
+  // shape issues each block's P at the block's start.
+  constexpr bool kPrefetchP = kHeadDim / 2 + T::kPCols / 2 <= 80;
   [[maybe_unused]] float pacc[T::kPCols / 2];
   [[maybe_unused]] auto issue_p = [&](int blk) {
     const uint32_t sq_addr = smem_addr(smem + (blk % kStages) * kStageBytes);
@@ -362,10 +365,14 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
 #pragma unroll
   for (int blk = 0; blk < kStages - 1; ++blk) load_block(blk);
   next_tiles(0);
-  if constexpr (kOut) {
+  if constexpr (kOut && kPrefetchP) {
     if (num_blocks > 0) issue_p(0);
   }
   for (int blk = 0; blk < num_blocks; ++blk) {
+    if constexpr (kOut && !kPrefetchP) {
+      if (blk > 0) next_tiles(blk);
+      issue_p(blk);
+    }
     unsigned char* sq = smem + (blk % kStages) * kStageBytes;
     unsigned char* sk = sq + kKOffset;
     unsigned char* sv = sk + T::kQBytes + wg * kHalf;  // this warpgroup's value slice
@@ -495,7 +502,7 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
       wgmma_fence_operand(st);
 
       // The next block's tiles, and its P issued before this block's outputs are stored.
-      if (blk + 1 < num_blocks) {
+      if (kPrefetchP && blk + 1 < num_blocks) {
         next_tiles(blk + 1);
         issue_p(blk + 1);
       }
