@@ -1,8 +1,12 @@
-// One instantiation per translation unit: the forward for bf16, D = 128, E = 64.
+// One translation unit per instantiation: the forward and the backward's fused pass,
+// bf16, D = 128, E = 64.
 #include "forward.cuh"
 
 namespace lightning::detail {
 template void run_forward<__nv_bfloat16, 128, 64>(const FwdKernelParams&,
                                                   const Shape&,
                                                   cudaStream_t);
+template void run_backward_dual<__nv_bfloat16, 128, 64>(const FwdKernelParams&,
+                                                        const Shape&,
+                                                        cudaStream_t);
 }  // namespace lightning::detail

@@ -56,6 +56,11 @@ struct FwdKernelParams {
   // The local-state pass cuts each segment into this many pieces (of segment_len / local_pieces
   // tokens), so that it has enough thread blocks when the segments are few.
   std::int64_t local_pieces;
+  // The fused backward pass (FwdMode::kDual) only: a second output o2 = x S'^T + intra, with
+  // x of the value width (E) and o2 of the key width (D); see the kernel.
+  const void* x;
+  void* o2;
+  std::int64_t x_stride[3], o2_stride[3];
 };
 
 // Workspace state slots per (b, h).
@@ -63,7 +68,9 @@ __host__ __device__ inline std::int64_t workspace_slots(const FwdKernelParams& p
   return (p.segments - 1) * p.local_pieces + 1;
 }
 
-enum class FwdMode { kOutput, kLocalState };
+// kDual: the backward's fused dV / dK pass (kernels/README.md, "Backward"): the dV pass's outputs
+// (q' = K, k' = Q, v' = dO) and, from the same state and tiles, dK = V S'^T + intra (x = V).
+enum class FwdMode { kOutput, kLocalState, kDual };
 
 // The (b, h, segment, value slice) of a thread block; in the local-state pass, seg counts pieces.
 // Only the fp32 kernel has a block per value slice (innermost, so that the slices of one head run
@@ -111,7 +118,7 @@ struct StateView {
 // workspace, the caller's initial state, or nothing (zero).
 template <int kHeadDim, int kValueDim, FwdMode kMode>
 __device__ __forceinline__ StateView state_source(const FwdKernelParams& p, const FwdBlock& b) {
-  if constexpr (kMode == FwdMode::kOutput) {
+  if constexpr (kMode != FwdMode::kLocalState) {
     if (p.segments > 1) {
       const std::int64_t slot = b.seg * p.local_pieces;
       return {
@@ -182,10 +189,21 @@ struct FwdTraits {
   static constexpr int kLocalStageBytes = kQBytes + kVBytes;
   static constexpr std::size_t kLocalSmemBytes =
       kLocalStages * kLocalStageBytes + kTableBytes + kAlign;
+  // The fused dV / dK pass: a fourth tile (x = V, value width) per stage, two stages; a second P
+  // tile (x v'^T, masked); the state before each block as bf16, (kHeadDim rows d) x (kValueDim
+  // columns e) in 64-column swizzle halves, the K-major B operand of dK's inter product.
+  static constexpr int kDualStages = 2;
+  static constexpr int kDualStageBytes = 2 * kQBytes + 2 * kVBytes;
+  static constexpr int kStateHalfBytes = kHeadDim * 128;
+  static constexpr int kStateBytes = kWarpgroups * kStateHalfBytes;
+  static constexpr std::size_t kDualSmemBytes = kDualStages * kDualStageBytes + 2 * kPBytes +
+                                                kStateBytes + kWarpgroups * kOBytes + kTableBytes +
+                                                kAlign;
   static_assert(kHeadDim % 64 == 0 && kValueDim % kSliceE == 0);
   static_assert(kSmemBytes <= 227 * 1024 / kBlocksPerSm &&
                     kLocalSmemBytes <= 227 * 1024 / kBlocksPerSm,
                 "thread blocks per SM");
+  static_assert(kDualSmemBytes <= 227 * 1024, "the fused backward pass's shared memory");
 };
 
 // The cp.async work of one thread for one (64 rows, kChunks 16-byte chunks) tile stored as
@@ -227,11 +245,16 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   constexpr int kKSteps = kHeadDim / 16;  // k-steps of the products over d
   constexpr int kHalf = T::kHalfBytes;
 
-  constexpr bool kOut = kMode == FwdMode::kOutput;
-  // Stages of (Q, K, V) tiles, or of (K, V) in the local-state pass.
-  constexpr int kStages = kOut ? T::kStages : T::kLocalStages;
-  constexpr int kStageBytes = kOut ? T::kStageBytes : T::kLocalStageBytes;
+  constexpr bool kOut = kMode != FwdMode::kLocalState;
+  constexpr bool kDual = kMode == FwdMode::kDual;
+  // Stages of (Q, K, V) tiles, of (Q, K, V, X) in the fused backward pass, or of (K, V) in the
+  // local-state pass.
+  constexpr int kStages = kDual ? T::kDualStages : kOut ? T::kStages : T::kLocalStages;
+  constexpr int kStageBytes = kDual  ? T::kDualStageBytes
+                              : kOut ? T::kStageBytes
+                                     : T::kLocalStageBytes;
   constexpr int kKOffset = kOut ? T::kQBytes : 0;
+  constexpr int kXOffset = 2 * T::kQBytes + T::kVBytes;  // kDual: X after V
 
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   // Swizzle atoms need 1024-byte alignment in the shared window itself.
@@ -244,11 +267,16 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   const int g = lane / 4;  // fragment row within 8
   const int q = lane % 4;  // fragment column pair
 
-  // Output pass: P, then an output staging tile per warpgroup, after the stages.
+  // Output pass: P (kDual: then P2 and the bf16 state), then an output staging tile per
+  // warpgroup, after the stages.
+  constexpr int kExtraBytes = kDual ? T::kPBytes + T::kStateBytes : 0;
   unsigned char* sp = smem + kStages * kStageBytes;
-  Element* so = reinterpret_cast<Element*>(sp + T::kPBytes + wg * T::kOBytes);
-  float* tables = reinterpret_cast<float*>(smem + kStages * kStageBytes +
-                                           (kOut ? T::kPBytes + T::kWarpgroups * T::kOBytes : 0));
+  [[maybe_unused]] unsigned char* sp2 = sp + T::kPBytes;
+  [[maybe_unused]] unsigned char* sst = sp2 + T::kPBytes;
+  Element* so = reinterpret_cast<Element*>(sp + T::kPBytes + kExtraBytes + wg * T::kOBytes);
+  float* tables =
+      reinterpret_cast<float*>(smem + kStages * kStageBytes +
+                               (kOut ? T::kPBytes + kExtraBytes + T::kWarpgroups * T::kOBytes : 0));
   float* tab_intra = tables;                  // [k + 64]
   float* tab_update = tables + T::kTable;     // [k + 64]
   float* tab_inter = tables + 2 * T::kTable;  // [k]
@@ -284,6 +312,15 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
                          hh * p.v_stride[1] + n_begin * p.v_stride[2];
   Element* o_ptr = static_cast<Element*>(p.o) + bb * p.o_stride[0] + hh * p.o_stride[1] +
                    n_begin * p.o_stride[2] + e0;
+  // kDual: x (the value width, like v) and o2 (the key width, like q), at this block's start.
+  [[maybe_unused]] const Element* x_ptr = nullptr;
+  [[maybe_unused]] Element* o2_ptr = nullptr;
+  if constexpr (kDual) {
+    x_ptr = static_cast<const Element*>(p.x) + bb * p.x_stride[0] + hh * p.x_stride[1] +
+            n_begin * p.x_stride[2];
+    o2_ptr = static_cast<Element*>(p.o2) + bb * p.o2_stride[0] + hh * p.o2_stride[1] +
+             n_begin * p.o2_stride[2];
+  }
 
   // The state slice S^T (kSliceE rows e, kHeadDim columns d) as a wgmma accumulator: warp w holds
   // rows 16w..16w+15; st[4j + c] is at e = 16w + g + 8 (c / 2), d = 8j + 2q + c % 2.
@@ -314,6 +351,14 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   const int off_p_row = (16 * warp + 8 * (mat % 2) + mrow) * 128;
   const int p_xor = (mat / 2) ^ mrow;
   const int off_o = (8 * (mat / 2) + mrow) * T::kOStride + 16 * warp + 8 * (mat % 2);
+  //   kDual, the state as bf16 (stmatrix.trans of the A fragments sa[ks], matrix i = lane / 8
+  //   covering d 16 ks + 8 (i / 2), e 16 warp + 8 (i % 2)): row d = 8 (i / 2) + lane % 8 (+16 ks),
+  //   chunk (2 warp + i % 2) ^ (lane % 8); o2 staging (stmatrix, rows tokens): token
+  //   16 warp + 8 (i % 2) + lane % 8, column 8 (i / 2).
+  [[maybe_unused]] const int off_st =
+      (8 * (mat / 2) + mrow) * 128 + (((2 * warp + mat % 2) ^ mrow) << 4);
+  [[maybe_unused]] const int off_o2 =
+      (16 * warp + 8 * (mat % 2) + mrow) * T::kOStride + 8 * (mat / 2);
 
   const SwizzledTileLoader<kHeadDim / 8, T::kThreads> qk_loader(tid);
   const SwizzledTileLoader<kValueDim / 8, T::kThreads> v_loader(tid);
@@ -328,6 +373,9 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
       if constexpr (kOut) qk_loader.load(stage, q_ptr + t0 * p.q_stride[2], p.q_stride[2], rows);
       qk_loader.load(stage + kKOffset, k_ptr + t0 * p.k_stride[2], p.k_stride[2], rows);
       v_loader.load(stage + kKOffset + T::kQBytes, v_ptr + t0 * p.v_stride[2], p.v_stride[2], rows);
+      if constexpr (kDual) {
+        v_loader.load(stage + kXOffset, x_ptr + t0 * p.x_stride[2], p.x_stride[2], rows);
+      }
     }
     cp_async_commit();
   };
@@ -337,7 +385,9 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   // stored, so that the product runs under those stores. Not at D = 128 with one warpgroup
   // (E = 64): its 64-column P held over the stores beside the 64-register state spilled; that
   // shape issues each block's P at the block's start.
-  constexpr bool kPrefetchP = kHeadDim / 2 + T::kPCols / 2 <= 80;
+  // The fused backward pass (kDual) has no stores to hide it under after its dK products, and
+  // its registers are shorter still: it issues P at the block's start too.
+  constexpr bool kPrefetchP = !kDual && kHeadDim / 2 + T::kPCols / 2 <= 80;
   [[maybe_unused]] float pacc[T::kPCols / 2];
   [[maybe_unused]] auto issue_p = [&](int blk) {
     const uint32_t sq_addr = smem_addr(smem + (blk % kStages) * kStageBytes);
@@ -351,6 +401,45 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
                                    ks > 0);
     }
     wgmma_commit();
+  };
+  // kDual: P2 = X V^T of block `blk` (this warpgroup's keys; over the value width).
+  [[maybe_unused]] auto issue_p2 = [&](int blk) {
+    const uint32_t stage_addr = smem_addr(smem + (blk % kStages) * kStageBytes);
+    const uint32_t sx_addr = stage_addr + kXOffset;
+    const uint32_t sv_addr = stage_addr + kKOffset + T::kQBytes;
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < kValueDim / 16; ++ks) {
+      const uint32_t off = (ks / 4) * kHalf + (ks % 4) * 32;
+      wgmma_ss<Element, T::kPCols>(pacc, wgmma_desc(sx_addr + off, 16, 1024),
+                                   wgmma_desc(sv_addr + wg * T::kPCols * 128 + off, 16, 1024),
+                                   ks > 0);
+    }
+    wgmma_commit();
+  };
+  // Mask and decay this warpgroup's keys of P (or P2) in pacc (query t = 16w + g + 8 half, key
+  // u = 8J + 2q + c with J = j0 + j), to the shared tile `dst`.
+  [[maybe_unused]] auto mask_store = [&](unsigned char* dst) {
+    const int j0 = wg * T::kPCols / 8;
+    const int a = 16 * warp + g - 2 * q - 8 * j0;  // t - u = a + 8 half - 8 j - c
+    const float* m = tab_intra + kBlockN + a;
+#pragma unroll
+    for (int j = 0; j < T::kPCols / 8; j += 2) {
+      uint32_t r[4];
+#pragma unroll
+      for (int jj = 0; jj < 2; ++jj) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int i = 4 * (j + jj) + 2 * half;
+          const int dt = 8 * half - 8 * (j + jj);
+          // A select, not a product with a zero: a NaN key must not reach earlier queries.
+          const float x0 = a + dt >= 0 ? pacc[i] * m[dt] : 0.f;
+          const float x1 = a + dt - 1 >= 0 ? pacc[i + 1] * m[dt - 1] : 0.f;
+          r[2 * jj + half] = ET::pack(x0, x1);
+        }
+      }
+      stsm_x4(dst + off_p_row + (((j0 + j) ^ p_xor) << 4), r[0], r[1], r[2], r[3]);
+    }
   };
   // Wait for block `blk`'s tiles and issue the copies of block blk + kStages - 1 into the stage of
   // block blk - 1.
@@ -394,6 +483,14 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
         sa[ks][1] = ET::pack(st[8 * ks + 2], st[8 * ks + 3]);
         sa[ks][2] = ET::pack(st[8 * ks + 4], st[8 * ks + 5]);
         sa[ks][3] = ET::pack(st[8 * ks + 6], st[8 * ks + 7]);
+      }
+      if constexpr (kDual) {
+        // The state before this block, for the dK inter product (visible after the P barrier).
+#pragma unroll
+        for (int ks = 0; ks < kKSteps; ++ks) {
+          stsm_x4_trans(sst + wg * T::kStateHalfBytes + off_st + ks * 2048, sa[ks][0], sa[ks][1],
+                        sa[ks][2], sa[ks][3]);
+        }
       }
       wgmma_fence();
 #pragma unroll
@@ -446,32 +543,12 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
       //    u = 8J + 2q + c with J = j0 + j), to shared memory.
       wgmma_wait<2>();
       wgmma_fence_operand(pacc);
-      {
-        const int j0 = wg * T::kPCols / 8;
-        const int a = 16 * warp + g - 2 * q - 8 * j0;  // t - u = a + 8 half - 8 j - c
-        const float* m = tab_intra + kBlockN + a;
-#pragma unroll
-        for (int j = 0; j < T::kPCols / 8; j += 2) {
-          uint32_t r[4];
-#pragma unroll
-          for (int jj = 0; jj < 2; ++jj) {
-#pragma unroll
-            for (int half = 0; half < 2; ++half) {
-              const int i = 4 * (j + jj) + 2 * half;
-              const int dt = 8 * half - 8 * (j + jj);
-              // A select, not a product with a zero: a NaN key must not reach earlier queries.
-              const float x0 = a + dt >= 0 ? pacc[i] * m[dt] : 0.f;
-              const float x1 = a + dt - 1 >= 0 ? pacc[i + 1] * m[dt - 1] : 0.f;
-              r[2 * jj + half] = ET::pack(x0, x1);
-            }
-          }
-          stsm_x4(sp + off_p_row + (((j0 + j) ^ p_xor) << 4), r[0], r[1], r[2], r[3]);
-        }
-      }
+      mask_store(sp);
       fence_proxy_async();
+      if constexpr (kDual) issue_p2(blk);  // pacc is free again
 
       // 5. Columns of the inter part scaled by inter_scale lambda^(t + 1 - shift).
-      wgmma_wait<1>();
+      wgmma_wait<kDual ? 2 : 1>();
       wgmma_fence_operand(oacc);
       {
         const float* w = tab_inter + 1 - shift + 2 * q;
@@ -501,8 +578,12 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
       wgmma_fence_operand(oacc);
       wgmma_fence_operand(st);
 
-      // The next block's tiles, and its P issued before this block's outputs are stored.
-      if (kPrefetchP && blk + 1 < num_blocks) {
+      if constexpr (kDual) {
+        wgmma_fence_operand(pacc);
+        mask_store(sp2);
+        fence_proxy_async();
+      } else if (kPrefetchP && blk + 1 < num_blocks) {
+        // The next block's tiles, and its P issued before this block's outputs are stored.
         next_tiles(blk + 1);
         issue_p(blk + 1);
       }
@@ -527,6 +608,81 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
               *reinterpret_cast<const uint4*>(so + t * T::kOStride + c * 8);
         }
       }
+
+      if constexpr (kDual) {
+        // 8. o2 = X S^T (the state before this block, bf16 in sst; rows tokens, 64 columns d per
+        //    chunk) scaled by inter_scale lambda^(t + 1 - shift), + P2 K (intra: K as the
+        //    MN-major B operand). Chunks of 64 d go round the warpgroups; a warpgroup without a
+        //    chunk of its own (D = 64, E = 128) computes one again without storing it, since a
+        //    wgmma under a branch on the warpgroup would serialise every wgmma of the kernel.
+        __syncthreads();  // P2 and the state tile are complete
+        const uint32_t sx_addr = smem_addr(sq + kXOffset);
+        const uint32_t sst_addr = smem_addr(sst);
+        const uint32_t sp2_addr = smem_addr(sp2);
+        constexpr int kDChunks = kHeadDim / 64;
+#pragma unroll
+        for (int c0 = 0; c0 < kDChunks; c0 += T::kWarpgroups) {
+          const bool owner = c0 + wg < kDChunks;
+          const int c = (c0 + wg) % kDChunks;
+          {
+            wgmma_fence();
+#pragma unroll
+            for (int ks = 0; ks < kValueDim / 16; ++ks) {
+              wgmma_ss<Element, 64>(
+                  oacc, wgmma_desc(sx_addr + (ks / 4) * kHalf + (ks % 4) * 32, 16, 1024),
+                  wgmma_desc(
+                      sst_addr + (ks / 4) * T::kStateHalfBytes + c * 64 * 128 + (ks % 4) * 32, 16,
+                      1024),
+                  ks > 0);
+            }
+            wgmma_commit();
+            wgmma_wait<0>();
+            wgmma_fence_operand(oacc);
+            {
+              const int t = 16 * warp + g;
+              const float f0 = tab_inter[t + 1 - shift], f1 = tab_inter[t + 9 - shift];
+#pragma unroll
+              for (int j = 0; j < 8; ++j) {
+                oacc[4 * j + 0] *= f0;
+                oacc[4 * j + 1] *= f0;
+                oacc[4 * j + 2] *= f1;
+                oacc[4 * j + 3] *= f1;
+              }
+            }
+            wgmma_fence();
+#pragma unroll
+            for (int ks = 0; ks < kBlockN / 16; ++ks) {
+              wgmma_ss_tb<Element, 64>(oacc, wgmma_desc(sp2_addr + ks * 32, 16, 1024),
+                                       wgmma_desc(sk_addr + c * kHalf + ks * 2048, kHalf, 1024), 1);
+            }
+            wgmma_commit();
+            wgmma_wait<0>();
+            wgmma_fence_operand(oacc);
+            warpgroup_sync();  // this warpgroup's stores from the staging tile are done
+#pragma unroll
+            for (int j = 0; j < 8; j += 2) {
+              stsm_x4(so + off_o2 + 8 * j, ET::pack(oacc[4 * j], oacc[4 * j + 1]),
+                      ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
+                      ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
+                      ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
+            }
+            warpgroup_sync();  // the staging tile is complete
+#pragma unroll
+            for (int i = wg_tid; i < kBlockN * 8; i += 128) {
+              const int tt = i / 8;
+              const int cc = i % 8;
+              if (owner && tt < len) {
+                *reinterpret_cast<uint4*>(o2_ptr + (t0 + tt) * p.o2_stride[2] + c * 64 + cc * 8) =
+                    *reinterpret_cast<const uint4*>(so + tt * T::kOStride + cc * 8);
+              }
+            }
+          }
+        }
+        if (kPrefetchP && blk + 1 < num_blocks) {
+          next_tiles(blk + 1);
+          issue_p(blk + 1);
+        }
+      }
     } else {
       wgmma_wait<0>();
       wgmma_fence_operand(st);
@@ -537,7 +693,7 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   // The state after the last block: a segment's local state, or the final state.
   const StateView out = state_destination<kHeadDim, kValueDim, kMode>(p, where);
   if (out.ptr != nullptr) {
-    const float extra = p.final_extra_decay && kMode == FwdMode::kOutput ? decay[1] : 1.f;
+    const float extra = p.final_extra_decay && kOut ? decay[1] : 1.f;
 #pragma unroll
     for (int j = 0; j < kHeadDim / 8; ++j) {
 #pragma unroll
@@ -705,8 +861,10 @@ __global__ void lightning_segment_scan_kernel(const __grid_constant__ FwdKernelP
 
 void run_segment_scan(const FwdKernelParams& kp, const Shape& shape, cudaStream_t stream);
 
-template <class Element, int kHeadDim, int kValueDim>
-void run_forward(const FwdKernelParams& kp, const Shape& shape, cudaStream_t stream) {
+// The passes of one tensor-core run: with segments, the local-state pass and the scan, then the
+// output pass in mode kOutMode (kOutput, or kDual for the backward's fused dV / dK pass).
+template <class Element, int kHeadDim, int kValueDim, FwdMode kOutMode>
+void run_passes(const FwdKernelParams& kp, const Shape& shape, cudaStream_t stream) {
   using T = FwdTraits<Element, kHeadDim, kValueDim>;
   auto launch = [&](auto kernel, std::int64_t segments, std::size_t smem) {
     const std::int64_t blocks = kp.b * kp.h * segments * T::kSplits;
@@ -720,8 +878,19 @@ void run_forward(const FwdKernelParams& kp, const Shape& shape, cudaStream_t str
            (kp.segments - 1) * kp.local_pieces, T::kLocalSmemBytes);
     run_segment_scan(kp, shape, stream);
   }
-  launch(lightning_fwd_kernel<Element, kHeadDim, kValueDim, FwdMode::kOutput>, kp.segments,
-         T::kSmemBytes);
+  launch(lightning_fwd_kernel<Element, kHeadDim, kValueDim, kOutMode>, kp.segments,
+         kOutMode == FwdMode::kDual ? T::kDualSmemBytes : T::kSmemBytes);
+}
+
+template <class Element, int kHeadDim, int kValueDim>
+void run_forward(const FwdKernelParams& kp, const Shape& shape, cudaStream_t stream) {
+  run_passes<Element, kHeadDim, kValueDim, FwdMode::kOutput>(kp, shape, stream);
+}
+
+// The backward's fused dV / dK pass (kp.x, kp.o2 set): the same segments as run_forward.
+template <class Element, int kHeadDim, int kValueDim>
+void run_backward_dual(const FwdKernelParams& kp, const Shape& shape, cudaStream_t stream) {
+  run_passes<Element, kHeadDim, kValueDim, FwdMode::kDual>(kp, shape, stream);
 }
 
 template <int kHeadDim, int kValueDim>
@@ -743,9 +912,11 @@ void run_forward_fp32(const FwdKernelParams& kp, const Shape& shape, cudaStream_
 }
 
 // Defined once each in kernels/instantiations/ (one translation unit per instantiation).
-#define LIGHTNING_FWD_EXTERN(Element, D, E)                                             \
-  extern template void run_forward<Element, D, E>(const FwdKernelParams&, const Shape&, \
-                                                  cudaStream_t);
+#define LIGHTNING_FWD_EXTERN(Element, D, E)                                                   \
+  extern template void run_forward<Element, D, E>(const FwdKernelParams&, const Shape&,       \
+                                                  cudaStream_t);                              \
+  extern template void run_backward_dual<Element, D, E>(const FwdKernelParams&, const Shape&, \
+                                                        cudaStream_t);
 #define LIGHTNING_FWD_FP32_EXTERN(D, E) \
   extern template void run_forward_fp32<D, E>(const FwdKernelParams&, const Shape&, cudaStream_t);
 LIGHTNING_FWD_EXTERN(__nv_bfloat16, 64, 64)

@@ -1,6 +1,9 @@
 // The CUDA side of the API: device queries, the slope check's copy, and the passes of the forward
 // kernel that make the forward and the backward (dtype x D x E -> one explicit instantiation
 // each, in kernels/instantiations/).
+#include <cstdlib>
+#include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include <cuda_bf16.h>
@@ -95,6 +98,26 @@ struct Pass {
   std::int64_t fs_stride[4] = {};
 };
 
+// f(element, D, E): element a value of the kernel's element type (float for fp32), D and E
+// integral constants.
+template <class F>
+void dispatch_kernel(lightning_dtype_t dtype, std::int64_t d, std::int64_t e, F&& f) {
+  dispatch_dtype(dtype, [&](auto kind) {
+    dispatch_head_dim(d, [&](auto dd) {
+      dispatch_head_dim(e, [&](auto ee) {
+        constexpr ElementKind kKind = decltype(kind)::value;
+        if constexpr (kKind == ElementKind::kBF16) {
+          f(__nv_bfloat16{}, dd, ee);
+        } else if constexpr (kKind == ElementKind::kFP16) {
+          f(__half{}, dd, ee);
+        } else {
+          f(float{}, dd, ee);
+        }
+      });
+    });
+  });
+}
+
 void set_view(
     const Tensor& t, bool reverse, std::int64_t n, const void*& data, std::int64_t (&stride)[3]) {
   const std::size_t el = dtype_size(t.dtype);
@@ -106,23 +129,22 @@ void set_view(
   }
 }
 
-void run_pass(const Pass& pass,
-              const Shape& problem,
-              const float* s,
-              void* workspace,
-              lightning_dtype_t dtype,
-              Stream stream) {
-  const Shape shape{problem.b, problem.h, problem.n, pass.d, pass.e};
+// The kernel parameters of a pass, with its plan's segments.
+FwdKernelParams pass_params(const Pass& pass,
+                            const Shape& shape,
+                            const float* s,
+                            void* workspace,
+                            lightning_dtype_t dtype) {
   const ForwardPlan plan = plan_forward(shape, device_sm_count(), kernel_kind(dtype));
   FwdKernelParams kp{};
   const void* q;
   const void* k;
   const void* v;
   const void* o;
-  set_view(*pass.q, pass.reverse, problem.n, q, kp.q_stride);
-  set_view(*pass.k, pass.reverse, problem.n, k, kp.k_stride);
-  set_view(*pass.v, pass.reverse, problem.n, v, kp.v_stride);
-  set_view(*pass.o, pass.reverse, problem.n, o, kp.o_stride);
+  set_view(*pass.q, pass.reverse, shape.n, q, kp.q_stride);
+  set_view(*pass.k, pass.reverse, shape.n, k, kp.k_stride);
+  set_view(*pass.v, pass.reverse, shape.n, v, kp.v_stride);
+  set_view(*pass.o, pass.reverse, shape.n, o, kp.o_stride);
   kp.q = q;
   kp.k = k;
   kp.v = v;
@@ -146,21 +168,26 @@ void run_pass(const Pass& pass,
   kp.segments = plan.segments;
   kp.segment_len = plan.segment_len;
   kp.local_pieces = plan.local_pieces;
-  dispatch_dtype(dtype, [&](auto kind) {
-    dispatch_head_dim(shape.d, [&](auto dd) {
-      dispatch_head_dim(shape.e, [&](auto ee) {
-        constexpr int kD = decltype(dd)::value;
-        constexpr int kE = decltype(ee)::value;
-        constexpr ElementKind kKind = decltype(kind)::value;
-        if constexpr (kKind == ElementKind::kBF16) {
-          run_forward<__nv_bfloat16, kD, kE>(kp, shape, stream);
-        } else if constexpr (kKind == ElementKind::kFP16) {
-          run_forward<__half, kD, kE>(kp, shape, stream);
-        } else {
-          run_forward_fp32<kD, kE>(kp, shape, stream);
-        }
-      });
-    });
+  return kp;
+}
+
+void run_pass(const Pass& pass,
+              const Shape& problem,
+              const float* s,
+              void* workspace,
+              lightning_dtype_t dtype,
+              Stream stream) {
+  const Shape shape{problem.b, problem.h, problem.n, pass.d, pass.e};
+  const FwdKernelParams kp = pass_params(pass, shape, s, workspace, dtype);
+  dispatch_kernel(dtype, shape.d, shape.e, [&](auto element, auto dd, auto ee) {
+    using Element = decltype(element);
+    constexpr int kD = decltype(dd)::value;
+    constexpr int kE = decltype(ee)::value;
+    if constexpr (std::is_same_v<Element, float>) {
+      run_forward_fp32<kD, kE>(kp, shape, stream);
+    } else {
+      run_forward<Element, kD, kE>(kp, shape, stream);
+    }
   });
 }
 
@@ -194,7 +221,7 @@ void launch_forward(const lightning_fwd_params_t& params,
 namespace {
 
 // The backward's dV pass (see launch_backward): also the gradient of the initial state.
-void run_dv_pass(const lightning_bwd_params_t& params, const Shape& shape, Stream stream) {
+Pass dv_pass(const lightning_bwd_params_t& params, const Shape& shape) {
   Pass dv{&params.k, &params.q, &params.dout, &params.dv, shape.d, shape.e, true};
   dv.intra_scale = dv.update_scale = params.scale;
   dv.init_shift = 1;
@@ -203,7 +230,41 @@ void run_dv_pass(const lightning_bwd_params_t& params, const Shape& shape, Strea
   dv.final_state = static_cast<float*>(params.dinitial_state.data);
   dv.final_extra_decay = 1;
   plain(params.dinitial_state, dv.fs_stride);
-  run_pass(dv, shape, params.s, params.workspace, params.q.dtype, stream);
+  return dv;
+}
+
+void run_dv_pass(const lightning_bwd_params_t& params, const Shape& shape, Stream stream) {
+  run_pass(dv_pass(params, shape), shape, params.s, params.workspace, params.q.dtype, stream);
+}
+
+// dV and dK in one pass (FwdMode::kDual): the dV pass's tiles and state, plus x = V and
+// o2 = dK over the same reversed views. Tensor-core dtypes only.
+void run_dv_dk_pass(const lightning_bwd_params_t& params, const Shape& shape, Stream stream) {
+  const Pass dv = dv_pass(params, shape);
+  FwdKernelParams kp = pass_params(dv, shape, params.s, params.workspace, params.q.dtype);
+  const void* x;
+  const void* o2;
+  set_view(params.v, true, shape.n, x, kp.x_stride);
+  set_view(params.dk, true, shape.n, o2, kp.o2_stride);
+  kp.x = x;
+  kp.o2 = const_cast<void*>(o2);
+  dispatch_kernel(params.q.dtype, shape.d, shape.e, [&](auto element, auto dd, auto ee) {
+    using Element = decltype(element);
+    if constexpr (std::is_same_v<Element, float>) {
+      throw std::logic_error("the fused dV/dK pass has no fp32 kernel");
+    } else {
+      run_backward_dual<Element, decltype(dd)::value, decltype(ee)::value>(kp, shape, stream);
+    }
+  });
+}
+
+// LIGHTNING_BWD_SEPARATE=1 runs dV and dK as two passes (the fused pass's A/B baseline).
+bool fused_dv_dk(lightning_dtype_t dtype) {
+  static const bool separate = [] {
+    const char* env = std::getenv("LIGHTNING_BWD_SEPARATE");
+    return env != nullptr && env[0] == '1';
+  }();
+  return !separate && kernel_kind(dtype) == KernelKind::kTensorCore;
 }
 
 }  // namespace
@@ -227,6 +288,10 @@ void launch_backward(const lightning_bwd_params_t& params,
   transposed(params.initial_state, dq.is_stride);
   run_pass(dq, shape, params.s, params.workspace, params.q.dtype, stream);
 
+  if (fused_dv_dk(params.q.dtype)) {
+    run_dv_dk_pass(params, shape, stream);
+    return;
+  }
   run_dv_pass(params, shape, stream);
 
   Pass dk{&params.v, &params.dout, &params.q, &params.dk, shape.e, shape.d, true};
