@@ -269,12 +269,14 @@ bool fused_dv_dk(lightning_dtype_t dtype) {
 
 }  // namespace
 
-// The gradients as three forward passes (kernels/README.md, "Backward"):
+// The gradients as forward passes (kernels/README.md, "Backward"):
 //   dQ = scale dO S^T:  q' = dO, k' = V, v' = K, from S0^T;
 //   dV = K dS:          q' = K,  k' = Q, v' = dO, reversed, from dS_final (undecayed), the
 //                       state accumulating scale Q^T dO; its final state times lambda is dS0;
 //   dK = V dS^T:        q' = V,  k' = dO, v' = Q, reversed, from dS_final^T.
-// The passes run one after another on the stream and share the workspace.
+// The passes run one after another on the stream and share the workspace. For bf16/fp16 the dV
+// and dK passes are one (run_dv_dk_pass: the dV pass's state, dK from a bf16 copy of it), unless
+// LIGHTNING_BWD_SEPARATE=1.
 void launch_backward(const lightning_bwd_params_t& params,
                      const Shape& shape,
                      const ForwardPlan&,

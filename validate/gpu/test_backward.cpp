@@ -1,4 +1,5 @@
-// The production backward (three passes of the forward kernel) against the CPU float64 backward
+// The production backward (passes of the forward kernel; ctest runs it again with dV and dK as
+// two passes, LIGHTNING_BWD_SEPARATE=1) against the CPU float64 backward
 // (DESIGN.md section 5, r = 3 for gradients): dtypes x layouts x head dims x the shape set, the
 // segment path, the initial-state and final-state gradient paths, long sequences against the GPU
 // recurrence oracle's backward, bitwise repeats, bad input.

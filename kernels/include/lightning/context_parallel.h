@@ -24,7 +24,7 @@
 // sequence's initial-state gradient on rank 0). Anything else is rejected with InvalidArgument.
 //
 // Cost today: phase 1 of the forward is a full forward pass (its outputs are scratch) and phase 1
-// of the backward a forward pass and one of the backward's three passes; a state-only pass would
+// of the backward a forward pass and the backward's dV pass; a state-only pass would
 // cut both (kernels/README.md).
 #pragma once
 
