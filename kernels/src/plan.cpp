@@ -24,10 +24,19 @@ constexpr double kSegmentOverhead = 0.5;
 // Segments shorter than this spend more on their state traffic (a D x E fp32 state written, read
 // and scanned per segment) than they gain in parallelism.
 constexpr std::int64_t kMinSegmentLen = 1024;
-// The local-state pass has a thread block per (b, h, piece) over the segments but the last; with
-// few segments (N = 64k in the sweep: 64 chains, 2 segments) that leaves SMs idle, so segments are
-// cut into up to this many pieces (of at least kMinSegmentLen tokens) that fill one wave.
+// The local-state pass has a thread block per (b, h, piece) over the segments but the last. It is
+// memory-bound, so its time follows the slots it keeps busy: segments are cut into up to this
+// many pieces (of at least kMinSegmentLen tokens) so that its waves are full. On the H200 (bf16,
+// D = E = 128) at N = 64k, 64 x 2 segments: 64 blocks (1 piece) 82.5 Mtok/s, 128 (2) 94.1,
+// 192 (3) 88.8, 256 (4) 93.4; at N = 128k, 32 x 4 segments: 96 blocks (1) 82.7, 192 (2) 80.8,
+// 288 (3) 80.2, 384 (4) 85.5, 576 (6) 81.8: the fuller the last wave, the faster.
 constexpr std::int64_t kMaxLocalPieces = 4;
+
+// The fraction of `resident` slots that `blocks` thread blocks keep busy over their waves.
+double wave_fill(std::int64_t blocks, std::int64_t resident) {
+  const std::int64_t waves = (blocks + resident - 1) / resident;
+  return static_cast<double>(blocks) / static_cast<double>(waves * resident);
+}
 
 // Modelled time of a plan with `segments` per chain, in units of one chain's whole pass: waves of
 // resident thread blocks times the work of each, plus the overhead of segmenting.
@@ -69,9 +78,19 @@ ForwardPlan plan(const Shape& shape, int num_sms, KernelKind kind) {
   std::int64_t blocks_per_segment = (blocks + segments - 1) / segments;
   std::int64_t pieces = 1;
   if (segments > 1) {
-    pieces = std::clamp<std::int64_t>(resident / (chains * (segments - 1)), 1, kMaxLocalPieces);
-    pieces =
-        std::min(pieces, std::max<std::int64_t>(1, blocks_per_segment * kBlockN / kMinSegmentLen));
+    // The fewest pieces that fill the waves best; more pieces only for a clearly fuller wave (each
+    // adds a state to write and scan).
+    const std::int64_t local_blocks = chains * (segments - 1);
+    const std::int64_t max_pieces = std::min(
+        kMaxLocalPieces, std::max<std::int64_t>(1, blocks_per_segment * kBlockN / kMinSegmentLen));
+    double fill = wave_fill(local_blocks, resident);
+    for (std::int64_t c = 2; c <= max_pieces; ++c) {
+      const double f = wave_fill(local_blocks * c, resident);
+      if (f > fill + 0.05) {
+        fill = f;
+        pieces = c;
+      }
+    }
     blocks_per_segment = (blocks_per_segment + pieces - 1) / pieces * pieces;
   }
   p.segment_len = blocks_per_segment * kBlockN;

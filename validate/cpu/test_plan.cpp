@@ -34,15 +34,19 @@ TEST(ForwardPlan, SplitsLongSequencesWhenBatchTimesHeadsIsSmall) {
   EXPECT_EQ(p.segment_len % p.block_n, 0);
   EXPECT_GE(p.segment_len * p.segments, shape.n);
   EXPECT_LT(p.segment_len * (p.segments - 1), shape.n);  // no empty segment
-  // 96 local-state blocks already fill most of the 132 slots: one piece per segment, and one fp32
-  // D x E state per (b, h, segment): "a few states per (batch, head, segment)".
-  EXPECT_EQ(p.local_pieces, 1);
-  EXPECT_EQ(p.workspace_bytes, static_cast<std::size_t>(32 * p.segments * 128 * 128 * 4));
+  // 96 local-state blocks would leave 36 of the 132 slots idle; 4 pieces per segment make 384
+  // blocks, 97% of three waves. One fp32 D x E state per (b, h) and piece, plus one: "a few states
+  // per (batch, head, segment)".
+  EXPECT_EQ(p.local_pieces, 4);
+  EXPECT_EQ(p.segment_len % (p.block_n * p.local_pieces), 0);
+  EXPECT_EQ(p.workspace_bytes,
+            static_cast<std::size_t>(32 * ((p.segments - 1) * p.local_pieces + 1) * 128 * 128 * 4));
 }
 
 TEST(ForwardPlan, CutsFewSegmentsIntoPiecesForTheLocalStatePass) {
   // N = 64k: 64 chains x 2 segments; the local-state pass would have 64 blocks for 132 slots:
-  // two pieces per segment (128 blocks), segments a whole number of pieces, 3 states per chain.
+  // two pieces per segment (128 blocks; four would fill two waves no better), segments a whole
+  // number of pieces, 3 states per chain.
   const Shape shape{2, 32, 65536, 128, 128};
   const ForwardPlan p = plan_forward(shape, kH200Sms, kTc);
   EXPECT_EQ(p.segments, 2);
@@ -51,6 +55,24 @@ TEST(ForwardPlan, CutsFewSegmentsIntoPiecesForTheLocalStatePass) {
   EXPECT_GE(p.segment_len * p.segments, shape.n);
   EXPECT_EQ(p.workspace_bytes,
             static_cast<std::size_t>(64 * ((p.segments - 1) * p.local_pieces + 1) * 128 * 128 * 4));
+}
+
+TEST(ForwardPlan, CutsSegmentsIntoPiecesOnlyForAFullerWave) {
+  // N = 128k with E = 64: 32 chains on 264 slots; whatever the segments, pieces are taken only
+  // where they fill the local-state pass's waves clearly better than one piece does.
+  for (std::int64_t e : {64, 128}) {
+    const ForwardPlan p = plan_forward(Shape{1, 32, 131072, 128, e}, kH200Sms, kTc);
+    ASSERT_GT(p.segments, 1) << e;
+    const std::int64_t resident = (e == 64 ? 2 : 1) * kH200Sms;
+    const auto fill = [&](std::int64_t blocks) {
+      const std::int64_t waves = (blocks + resident - 1) / resident;
+      return static_cast<double>(blocks) / static_cast<double>(waves * resident);
+    };
+    const std::int64_t local = 32 * (p.segments - 1);
+    for (std::int64_t c = 1; c <= 4; ++c) {
+      EXPECT_LE(fill(local * c), fill(local * p.local_pieces) + 0.05) << e << " " << c;
+    }
+  }
 }
 
 TEST(ForwardPlan, CountsTwoResidentBlocksPerSmForOneValueSlice) {
