@@ -75,6 +75,15 @@ TEST(ForwardPlan, CutsSegmentsIntoPiecesOnlyForAFullerWave) {
   }
 }
 
+TEST(ForwardPlan, KeepsOnePiecePerSegmentWhenTheLocalPassCoversEverySm) {
+  // D = E = 64, H = 64, N = 128k: 64 chains x 3 local segments = 192 blocks (two fit per SM): every
+  // one of the 132 SMs has a block, so no pieces (4 pieces measured 1% slower there).
+  const ForwardPlan p = plan_forward(Shape{1, 64, 131072, 64, 64}, kH200Sms, kTc);
+  ASSERT_GT(p.segments, 1);
+  EXPECT_GE(64 * (p.segments - 1), kH200Sms);
+  EXPECT_EQ(p.local_pieces, 1);
+}
+
 TEST(ForwardPlan, CountsTwoResidentBlocksPerSmForOneValueSlice) {
   // E = 64: one warpgroup per thread block, two blocks per SM: 264 slots for 32 chains.
   const ForwardPlan p = plan_forward(Shape{1, 32, 131072, 128, 64}, kH200Sms, kTc);
