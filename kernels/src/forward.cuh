@@ -12,11 +12,16 @@
 // Shared memory (bf16, D = 128): E = 64: 2 stages x (Q 16 KiB + K 16 KiB + V 8 KiB) + P 8 KiB +
 // O staging 9 KiB + decay tables 2 KiB = 99 KiB, two blocks per SM; E = 128: 3 stages x 48 KiB +
 // P 8 KiB + 2 x 9 KiB + 2 KiB = 172 KiB, one block (8 warps) per SM.
+// Forward-direction passes load their tiles and store their outputs with TMA (one thread issues a
+// tile's copy, an mbarrier per stage); the reversed passes of the backward use cp.async and
+// 16-byte stores by every thread (kTma = false). With TMA the output staging is two swizzled
+// 8 KiB tiles per warpgroup (E = 128: 187 KiB in all).
 // fp32 inputs take a SIMT kernel (the same blocked algorithm in fp32 FMAs, a block per value
 // slice).
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include <cuda_runtime.h>
 
@@ -24,6 +29,7 @@
 
 #include "device_utils.cuh"
 #include "plan.h"
+#include "tma.cuh"
 #include "wgmma.cuh"
 
 namespace lightning::detail {
@@ -61,6 +67,12 @@ struct FwdKernelParams {
   const void* x;
   void* o2;
   std::int64_t x_stride[3], o2_stride[3];
+  // TMA (the forward-direction passes, when the strides allow it): tensor maps of q, k and v as
+  // (64 elements, n, head dim / 64, h, b) with boxes of one 64-token tile, and of o as
+  // (value dim, n, h, b) with boxes of 64 tokens x 64 values, 128-byte swizzle (the tiles'
+  // layout); see encode_tma_maps in launch.cu. The kernels' kTma instantiations read them.
+  CUtensorMap tm_q, tm_k, tm_v, tm_o;
+  int use_tma;
 };
 
 // Workspace state slots per (b, h).
@@ -174,6 +186,10 @@ struct FwdTraits {
   static constexpr int kPBytes = kHalfBytes;    // masked scores (queries, keys)
   static constexpr int kOStride = kSliceE + 8;  // output staging row, padded: conflict-free
   static constexpr int kOBytes = kBlockN * kOStride * 2;  // per warpgroup
+  // With TMA the output is staged as a 128-byte-swizzled (64 tokens x 64 values) tile, two per
+  // warpgroup: a block's store is read out by the copy engine while the next block is computed.
+  static constexpr int kOBytesTma = 2 * kHalfBytes;  // per warpgroup
+  static constexpr int kBarBytes = 64;               // one mbarrier per stage (TMA)
   // Decay tables (floats): intra_scale lambda^k and update_scale lambda^k at k + 64 for
   // k = -64..64 (zero below 0: rows past the block's end get no weight in the update; the causal
   // mask of P is a select, so that a NaN key cannot leak), inter_scale lambda^k and lambda^k for
@@ -183,12 +199,14 @@ struct FwdTraits {
   static constexpr int kAlign = 1024;  // swizzle atoms start at 1024-byte boundaries
   static constexpr std::size_t kSmemBytes =
       kStages * kStageBytes + kPBytes + kWarpgroups * kOBytes + kTableBytes + kAlign;
+  static constexpr std::size_t kTmaSmemBytes =
+      kStages * kStageBytes + kPBytes + kWarpgroups * kOBytesTma + kTableBytes + kBarBytes + kAlign;
   // The local-state pass needs only K and V and the update: it is bound by memory latency, so it
   // keeps 4 blocks in flight.
   static constexpr int kLocalStages = 4;
   static constexpr int kLocalStageBytes = kQBytes + kVBytes;
   static constexpr std::size_t kLocalSmemBytes =
-      kLocalStages * kLocalStageBytes + kTableBytes + kAlign;
+      kLocalStages * kLocalStageBytes + kTableBytes + kBarBytes + kAlign;
   // The fused dV / dK pass: a fourth tile (x = V, value width) per stage, two stages; a second P
   // tile (x v'^T, masked); the state before each block as bf16, (kHeadDim rows d) x (kValueDim
   // columns e) in 64-column swizzle halves, the K-major B operand of dK's inter product.
@@ -201,6 +219,7 @@ struct FwdTraits {
                                                 kAlign;
   static_assert(kHeadDim % 64 == 0 && kValueDim % kSliceE == 0);
   static_assert(kSmemBytes <= 227 * 1024 / kBlocksPerSm &&
+                    kTmaSmemBytes <= 227 * 1024 / kBlocksPerSm &&
                     kLocalSmemBytes <= 227 * 1024 / kBlocksPerSm,
                 "thread blocks per SM");
   static_assert(kDualSmemBytes <= 227 * 1024, "the fused backward pass's shared memory");
@@ -235,7 +254,10 @@ struct SwizzledTileLoader {
   }
 };
 
-template <class Element, int kHeadDim, int kValueDim, FwdMode kMode>
+// kTma: tiles loaded by the copy engine (one thread issues them, the stage's mbarrier says when
+// they have landed) and outputs stored by it, instead of cp.async and 16-byte stores by every
+// thread; the forward-direction passes only (a tensor map cannot walk a sequence backwards).
+template <class Element, int kHeadDim, int kValueDim, FwdMode kMode, bool kTma>
 __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThreads,
                                   FwdTraits<Element, kHeadDim, kValueDim>::kBlocksPerSm)
     lightning_fwd_kernel(const __grid_constant__ FwdKernelParams p) {
@@ -247,6 +269,7 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
 
   constexpr bool kOut = kMode != FwdMode::kLocalState;
   constexpr bool kDual = kMode == FwdMode::kDual;
+  static_assert(!(kTma && kDual), "the fused backward pass walks the sequence backwards");
   // Stages of (Q, K, V) tiles, of (Q, K, V, X) in the fused backward pass, or of (K, V) in the
   // local-state pass.
   constexpr int kStages = kDual ? T::kDualStages : kOut ? T::kStages : T::kLocalStages;
@@ -273,14 +296,18 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   unsigned char* sp = smem + kStages * kStageBytes;
   [[maybe_unused]] unsigned char* sp2 = sp + T::kPBytes;
   [[maybe_unused]] unsigned char* sst = sp2 + T::kPBytes;
-  Element* so = reinterpret_cast<Element*>(sp + T::kPBytes + kExtraBytes + wg * T::kOBytes);
+  constexpr int kOBytes = kTma ? T::kOBytesTma : T::kOBytes;
+  Element* so = reinterpret_cast<Element*>(sp + T::kPBytes + kExtraBytes + wg * kOBytes);
   float* tables =
       reinterpret_cast<float*>(smem + kStages * kStageBytes +
-                               (kOut ? T::kPBytes + kExtraBytes + T::kWarpgroups * T::kOBytes : 0));
+                               (kOut ? T::kPBytes + kExtraBytes + T::kWarpgroups * kOBytes : 0));
   float* tab_intra = tables;                  // [k + 64]
   float* tab_update = tables + T::kTable;     // [k + 64]
   float* tab_inter = tables + 2 * T::kTable;  // [k]
   float* decay = tables + 3 * T::kTable;      // [k]
+  // kTma: stage s's tiles have landed when its barrier completes phase (use of the stage) % 2.
+  [[maybe_unused]] std::uint64_t* full_bar =
+      reinterpret_cast<std::uint64_t*>(tables + 4 * T::kTable);
 
   const FwdBlock where = decode_block<kMode>(p, T::kSplits);
   const std::int64_t bb = where.bb, hh = where.hh, seg = where.seg;
@@ -302,6 +329,13 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
         decay[k] = lk;
       }
     }
+  }
+  if constexpr (kTma) {
+    if (tid == 0) {
+      for (int i = 0; i < kStages; ++i) mbar_init(&full_bar[i], 1);
+      fence_mbar_init();
+    }
+    __syncthreads();
   }
 
   const Element* q_ptr = static_cast<const Element*>(p.q) + bb * p.q_stride[0] +
@@ -365,6 +399,19 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   // Issue block `blk`'s tiles into its stage; always commit a group (possibly empty) so that the
   // wait below counts the same in every iteration.
   auto load_block = [&](int blk) {
+    if constexpr (kTma) {
+      if (tid == 0 && blk < num_blocks) {
+        unsigned char* stage = smem + (blk % kStages) * kStageBytes;
+        std::uint64_t* bar = &full_bar[blk % kStages];
+        const int row = static_cast<int>(n_begin + static_cast<std::int64_t>(blk) * kBlockN);
+        const int h = static_cast<int>(hh), b = static_cast<int>(bb);
+        mbar_arrive_expect_tx(bar, kStageBytes);
+        if constexpr (kOut) tma_load_5d(stage, &p.tm_q, bar, 0, row, 0, h, b);
+        tma_load_5d(stage + kKOffset, &p.tm_k, bar, 0, row, 0, h, b);
+        tma_load_5d(stage + kKOffset + T::kQBytes, &p.tm_v, bar, 0, row, 0, h, b);
+      }
+      return;
+    }
     if (blk < num_blocks) {
       unsigned char* stage = smem + (blk % kStages) * kStageBytes;
       const int rows = static_cast<int>(
@@ -444,10 +491,14 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   // Wait for block `blk`'s tiles and issue the copies of block blk + kStages - 1 into the stage of
   // block blk - 1.
   auto next_tiles = [&](int blk) {
-    cp_async_wait<kStages - 2>();
-    fence_proxy_async();  // the copies are read by wgmma (the async proxy)
-    __syncthreads();      // block blk's tiles (and, at blk 0, the tables) are visible, and every
-                          // warp is done with block blk - 1's tiles, whose stage the load reuses
+    if constexpr (kTma) {
+      mbar_wait(&full_bar[blk % kStages], (blk / kStages) & 1);
+    } else {
+      cp_async_wait<kStages - 2>();
+      fence_proxy_async();  // the copies are read by wgmma (the async proxy)
+    }
+    __syncthreads();  // block blk's tiles (and, at blk 0, the tables) are visible, and every
+                      // warp is done with block blk - 1's tiles, whose stage the load reuses
     load_block(blk + kStages - 1);
   };
 
@@ -560,6 +611,11 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
           oacc[4 * j + 3] *= w[8 * j + 1];
         }
       }
+      if constexpr (kTma) {
+        // The store of block blk - 2 has been read out of the staging tile this block reuses
+        // (visible to the warpgroup after the barrier).
+        if (wg_tid == 0) bulk_wait_read<1>();
+      }
       __syncthreads();  // P is complete (every warpgroup's keys)
 
       // 6. O^T += V^T P^T (intra part): P as the K-major B operand (rows are queries). V^T is
@@ -588,24 +644,44 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
         issue_p(blk + 1);
       }
 
-      // 7. Stage O^T as O (tokens, e) for coalesced stores.
-#pragma unroll
-      for (int j = 0; j < kBlockN / 8; j += 2) {
-        stsm_x4_trans(so + off_o + 8 * j * T::kOStride, ET::pack(oacc[4 * j], oacc[4 * j + 1]),
-                      ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
-                      ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
-                      ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
-      }
-      warpgroup_sync();  // the staging tile is complete
+      // 7. Stage O^T as O (tokens, e) for coalesced stores: with TMA as a swizzled tile (token
+      //    row r, value chunk c at chunk c ^ (r % 8)) that one thread hands to the copy engine.
       const std::int64_t t0 = static_cast<std::int64_t>(blk) * kBlockN;
-      constexpr int kEChunks = T::kSliceE / 8;
+      if constexpr (kTma) {
+        unsigned char* st_tile = reinterpret_cast<unsigned char*>(so) + (blk & 1) * kHalf;
+        const int off = (8 * (mat / 2) + mrow) * 128 + (((2 * warp + mat % 2) ^ mrow) << 4);
 #pragma unroll
-      for (int i = wg_tid; i < kBlockN * kEChunks; i += 128) {
-        const int t = i / kEChunks;
-        const int c = i % kEChunks;
-        if (t < len) {
-          *reinterpret_cast<uint4*>(o_ptr + (t0 + t) * p.o_stride[2] + c * 8) =
-              *reinterpret_cast<const uint4*>(so + t * T::kOStride + c * 8);
+        for (int j = 0; j < kBlockN / 8; j += 2) {
+          stsm_x4_trans(st_tile + off + 8 * j * 128, ET::pack(oacc[4 * j], oacc[4 * j + 1]),
+                        ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
+                        ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
+                        ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
+        }
+        fence_proxy_async();  // the staged tile is read by the copy engine (the async proxy)
+        warpgroup_sync();
+        if (wg_tid == 0) {
+          tma_store_4d(&p.tm_o, st_tile, e0, static_cast<int>(n_begin + t0), static_cast<int>(hh),
+                       static_cast<int>(bb));
+          bulk_commit();
+        }
+      } else {
+#pragma unroll
+        for (int j = 0; j < kBlockN / 8; j += 2) {
+          stsm_x4_trans(so + off_o + 8 * j * T::kOStride, ET::pack(oacc[4 * j], oacc[4 * j + 1]),
+                        ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
+                        ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
+                        ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
+        }
+        warpgroup_sync();  // the staging tile is complete
+        constexpr int kEChunks = T::kSliceE / 8;
+#pragma unroll
+        for (int i = wg_tid; i < kBlockN * kEChunks; i += 128) {
+          const int t = i / kEChunks;
+          const int c = i % kEChunks;
+          if (t < len) {
+            *reinterpret_cast<uint4*>(o_ptr + (t0 + t) * p.o_stride[2] + c * 8) =
+                *reinterpret_cast<const uint4*>(so + t * T::kOStride + c * 8);
+          }
         }
       }
 
@@ -703,6 +779,9 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
         out.ptr[d * out.sd + e * out.se] = extra * st[4 * j + c];
       }
     }
+  }
+  if constexpr (kTma && kOut) {
+    if (wg_tid == 0) bulk_wait<0>();  // the staging tiles stay until the last store has read them
   }
 }
 
@@ -873,13 +952,25 @@ void run_passes(const FwdKernelParams& kp, const Shape& shape, cudaStream_t stre
     kernel<<<static_cast<unsigned>(blocks), T::kThreads, smem, stream>>>(kp);
     LIGHTNING_CHECK_LAUNCH();
   };
-  if (kp.segments > 1) {
-    launch(lightning_fwd_kernel<Element, kHeadDim, kValueDim, FwdMode::kLocalState>,
-           (kp.segments - 1) * kp.local_pieces, T::kLocalSmemBytes);
-    run_segment_scan(kp, shape, stream);
+  auto passes = [&](auto tma) {
+    constexpr bool kTma = decltype(tma)::value;
+    if (kp.segments > 1) {
+      launch(lightning_fwd_kernel<Element, kHeadDim, kValueDim, FwdMode::kLocalState, kTma>,
+             (kp.segments - 1) * kp.local_pieces, T::kLocalSmemBytes);
+      run_segment_scan(kp, shape, stream);
+    }
+    launch(lightning_fwd_kernel<Element, kHeadDim, kValueDim, kOutMode, kTma>, kp.segments,
+           kOutMode == FwdMode::kDual ? T::kDualSmemBytes
+           : kTma                     ? T::kTmaSmemBytes
+                                      : T::kSmemBytes);
+  };
+  if constexpr (kOutMode == FwdMode::kDual) {
+    passes(std::false_type{});
+  } else if (kp.use_tma) {
+    passes(std::true_type{});
+  } else {
+    passes(std::false_type{});
   }
-  launch(lightning_fwd_kernel<Element, kHeadDim, kValueDim, kOutMode>, kp.segments,
-         kOutMode == FwdMode::kDual ? T::kDualSmemBytes : T::kSmemBytes);
 }
 
 template <class Element, int kHeadDim, int kValueDim>

@@ -6,6 +6,7 @@
 #include <type_traits>
 #include <vector>
 
+#include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -129,6 +130,105 @@ void set_view(
   }
 }
 
+// ---- tensor maps for the TMA instantiations ----------------------------------------------------
+
+// cuTensorMapEncodeTiled, fetched from the driver through the runtime (no link to libcuda).
+using EncodeTiledFn = CUresult (*)(CUtensorMap*,
+                                   CUtensorMapDataType,
+                                   cuuint32_t,
+                                   void*,
+                                   const cuuint64_t*,
+                                   const cuuint64_t*,
+                                   const cuuint32_t*,
+                                   const cuuint32_t*,
+                                   CUtensorMapInterleave,
+                                   CUtensorMapSwizzle,
+                                   CUtensorMapL2promotion,
+                                   CUtensorMapFloatOOBfill);
+
+EncodeTiledFn tensor_map_encoder() {
+  static const EncodeTiledFn fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault,
+                                         &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      cudaGetLastError();
+      return static_cast<EncodeTiledFn>(nullptr);
+    }
+    return reinterpret_cast<EncodeTiledFn>(f);
+  }();
+  return fn;
+}
+
+// LIGHTNING_NO_TMA=1: the cp.async instantiations everywhere (the TMA path's A/B baseline, and
+// what runs where a tensor map cannot describe a view).
+bool tma_allowed() {
+  static const bool off = [] {
+    const char* env = std::getenv("LIGHTNING_NO_TMA");
+    return env != nullptr && env[0] == '1';
+  }();
+  return !off;
+}
+
+// q, k or v (sequence stride s[2], head s[1], batch s[0], in elements) as the 5-d map
+// (64 elements, n, dim / 64, h, b): one box is a whole (64 tokens, dim) tile as 64-column
+// swizzle halves, the layout the kernel's wgmma descriptors read.
+bool encode_tile_map(EncodeTiledFn encode,
+                     CUtensorMap* map,
+                     CUtensorMapDataType type,
+                     const void* data,
+                     const std::int64_t (&stride)[3],
+                     const Shape& shape,
+                     std::int64_t dim) {
+  const cuuint64_t dims[5] = {64, static_cast<cuuint64_t>(shape.n),
+                              static_cast<cuuint64_t>(dim / 64), static_cast<cuuint64_t>(shape.h),
+                              static_cast<cuuint64_t>(shape.b)};
+  const cuuint64_t strides[4] = {static_cast<cuuint64_t>(stride[2]) * 2, 128,
+                                 static_cast<cuuint64_t>(stride[1]) * 2,
+                                 static_cast<cuuint64_t>(stride[0]) * 2};
+  const cuuint32_t box[5] = {64, 64, static_cast<cuuint32_t>(dim / 64), 1, 1};
+  const cuuint32_t unit[5] = {1, 1, 1, 1, 1};
+  return encode(map, type, 5, const_cast<void*>(data), dims, strides, box, unit,
+                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+// o as the 4-d map (dim, n, h, b), boxes of 64 tokens x 64 values: one warpgroup's output tile.
+bool encode_output_map(EncodeTiledFn encode,
+                       CUtensorMap* map,
+                       CUtensorMapDataType type,
+                       const void* data,
+                       const std::int64_t (&stride)[3],
+                       const Shape& shape,
+                       std::int64_t dim) {
+  const cuuint64_t dims[4] = {static_cast<cuuint64_t>(dim), static_cast<cuuint64_t>(shape.n),
+                              static_cast<cuuint64_t>(shape.h), static_cast<cuuint64_t>(shape.b)};
+  const cuuint64_t strides[3] = {static_cast<cuuint64_t>(stride[2]) * 2,
+                                 static_cast<cuuint64_t>(stride[1]) * 2,
+                                 static_cast<cuuint64_t>(stride[0]) * 2};
+  const cuuint32_t box[4] = {64, 64, 1, 1};
+  const cuuint32_t unit[4] = {1, 1, 1, 1};
+  return encode(map, type, 4, const_cast<void*>(data), dims, strides, box, unit,
+                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+// The four maps of a forward-direction tensor-core pass; false (use cp.async) when the driver or
+// the views do not allow them.
+bool encode_tma_maps(FwdKernelParams& kp, lightning_dtype_t dtype, const Shape& shape) {
+  const EncodeTiledFn encode = tensor_map_encoder();
+  if (encode == nullptr) return false;
+  const CUtensorMapDataType type =
+      dtype == LIGHTNING_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  return encode_tile_map(encode, &kp.tm_q, type, kp.q, kp.q_stride, shape, shape.d) &&
+         encode_tile_map(encode, &kp.tm_k, type, kp.k, kp.k_stride, shape, shape.d) &&
+         encode_tile_map(encode, &kp.tm_v, type, kp.v, kp.v_stride, shape, shape.e) &&
+         encode_output_map(encode, &kp.tm_o, type, kp.o, kp.o_stride, shape, shape.e);
+}
+
 // The kernel parameters of a pass, with its plan's segments.
 FwdKernelParams pass_params(const Pass& pass,
                             const Shape& shape,
@@ -168,6 +268,9 @@ FwdKernelParams pass_params(const Pass& pass,
   kp.segments = plan.segments;
   kp.segment_len = plan.segment_len;
   kp.local_pieces = plan.local_pieces;
+  // A tensor map cannot walk a sequence backwards: the reversed passes keep cp.async.
+  kp.use_tma = !pass.reverse && kernel_kind(dtype) == KernelKind::kTensorCore && tma_allowed() &&
+               encode_tma_maps(kp, dtype, shape);
   return kp;
 }
 
