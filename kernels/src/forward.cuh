@@ -71,7 +71,9 @@ struct FwdKernelParams {
   // (64 elements, n, head dim / 64, h, b) with boxes of one 64-token tile, and of o as
   // (value dim, n, h, b) with boxes of 64 tokens x 64 values, 128-byte swizzle (the tiles'
   // layout); see encode_tma_maps in launch.cu. The kernels' kTma instantiations read them.
-  CUtensorMap tm_q, tm_k, tm_v, tm_o;
+  // The fused backward pass (kDual) maps the forward-order tensors (it reads its blocks flipped)
+  // and adds x (like v) and o2 (like o, of the key width).
+  CUtensorMap tm_q, tm_k, tm_v, tm_o, tm_x, tm_o2;
   int use_tma;
 };
 
@@ -222,7 +224,11 @@ struct FwdTraits {
                     kTmaSmemBytes <= 227 * 1024 / kBlocksPerSm &&
                     kLocalSmemBytes <= 227 * 1024 / kBlocksPerSm,
                 "thread blocks per SM");
-  static_assert(kDualSmemBytes <= 227 * 1024, "the fused backward pass's shared memory");
+  static constexpr std::size_t kDualTmaSmemBytes = kDualStages * kDualStageBytes + 2 * kPBytes +
+                                                   kStateBytes + kWarpgroups * kOBytesTma +
+                                                   kTableBytes + kBarBytes + kAlign;
+  static_assert(kDualSmemBytes <= 227 * 1024 && kDualTmaSmemBytes <= 227 * 1024,
+                "the fused backward pass's shared memory");
 };
 
 // The cp.async work of one thread for one (64 rows, kChunks 16-byte chunks) tile stored as
@@ -269,7 +275,11 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
 
   constexpr bool kOut = kMode != FwdMode::kLocalState;
   constexpr bool kDual = kMode == FwdMode::kDual;
-  static_assert(!(kTma && kDual), "the fused backward pass walks the sequence backwards");
+  // The fused backward pass walks the sequence backwards. With TMA its tiles land in the tensor's
+  // own (forward) row order, so smem row r holds block token 63 - r: every position-dependent
+  // factor (mask, decays, weights) is read at the flipped position; the products do not care.
+  constexpr bool kFlip = kDual && kTma;
+  constexpr int kSign = kFlip ? -1 : 1;
   // Stages of (Q, K, V) tiles, of (Q, K, V, X) in the fused backward pass, or of (K, V) in the
   // local-state pass.
   constexpr int kStages = kDual ? T::kDualStages : kOut ? T::kStages : T::kLocalStages;
@@ -398,17 +408,24 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   const SwizzledTileLoader<kValueDim / 8, T::kThreads> v_loader(tid);
   // Issue block `blk`'s tiles into its stage; always commit a group (possibly empty) so that the
   // wait below counts the same in every iteration.
+  // kTma: the tensor-map row of block blk's first smem row (kFlip: the reversed block's last
+  // token in forward order, negative for a partial last block: those rows read as zeros).
+  [[maybe_unused]] auto tile_row = [&](int blk) {
+    const std::int64_t t0 = n_begin + static_cast<std::int64_t>(blk) * kBlockN;
+    return static_cast<int>(kFlip ? p.n - kBlockN - t0 : t0);
+  };
   auto load_block = [&](int blk) {
     if constexpr (kTma) {
       if (tid == 0 && blk < num_blocks) {
         unsigned char* stage = smem + (blk % kStages) * kStageBytes;
         std::uint64_t* bar = &full_bar[blk % kStages];
-        const int row = static_cast<int>(n_begin + static_cast<std::int64_t>(blk) * kBlockN);
+        const int row = tile_row(blk);
         const int h = static_cast<int>(hh), b = static_cast<int>(bb);
         mbar_arrive_expect_tx(bar, kStageBytes);
         if constexpr (kOut) tma_load_5d(stage, &p.tm_q, bar, 0, row, 0, h, b);
         tma_load_5d(stage + kKOffset, &p.tm_k, bar, 0, row, 0, h, b);
         tma_load_5d(stage + kKOffset + T::kQBytes, &p.tm_v, bar, 0, row, 0, h, b);
+        if constexpr (kDual) tma_load_5d(stage + kXOffset, &p.tm_x, bar, 0, row, 0, h, b);
       }
       return;
     }
@@ -468,8 +485,8 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   // u = 8J + 2q + c with J = j0 + j), to the shared tile `dst`.
   [[maybe_unused]] auto mask_store = [&](unsigned char* dst) {
     const int j0 = wg * T::kPCols / 8;
-    const int a = 16 * warp + g - 2 * q - 8 * j0;  // t - u = a + 8 half - 8 j - c
-    const float* m = tab_intra + kBlockN + a;
+    const int a = 16 * warp + g - 2 * q - 8 * j0;  // t - u = a + 8 half - 8 j - c (kFlip: u - t)
+    const float* m = tab_intra + kBlockN + kSign * a;
 #pragma unroll
     for (int j = 0; j < T::kPCols / 8; j += 2) {
       uint32_t r[4];
@@ -480,8 +497,8 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
           const int i = 4 * (j + jj) + 2 * half;
           const int dt = 8 * half - 8 * (j + jj);
           // A select, not a product with a zero: a NaN key must not reach earlier queries.
-          const float x0 = a + dt >= 0 ? pacc[i] * m[dt] : 0.f;
-          const float x1 = a + dt - 1 >= 0 ? pacc[i + 1] * m[dt - 1] : 0.f;
+          const float x0 = kSign * (a + dt) >= 0 ? pacc[i] * m[kSign * dt] : 0.f;
+          const float x1 = kSign * (a + dt - 1) >= 0 ? pacc[i + 1] * m[kSign * (dt - 1)] : 0.f;
           r[2 * jj + half] = ET::pack(x0, x1);
         }
       }
@@ -502,6 +519,24 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
     load_block(blk + kStages - 1);
   };
 
+  // kTma: output tiles handed to the copy engine so far (the staging tile alternates).
+  [[maybe_unused]] int nstore = 0;
+  // kFlip, the partial last block (the sequence's first tokens): its valid rows 64 - len.. sit at
+  // negative tensor rows, which a TMA store does not take, so the warpgroup copies them out of
+  // the swizzled staging tile itself, 16 bytes a thread (the tile is complete and not reused by
+  // the copy engine; the next staging waits at a warpgroup barrier).
+  [[maybe_unused]] auto copy_out_flipped = [&](const unsigned char* tile, Element* dst,
+                                               std::int64_t row_stride, int rows, int blk) {
+    for (int i = wg_tid; i < kBlockN * 8; i += 128) {
+      const int r = i / 8, c = i % 8;
+      const int t = kBlockN - 1 - r;  // the reversed block's token at smem row r
+      if (t < rows) {
+        *reinterpret_cast<uint4*>(
+            dst + (static_cast<std::int64_t>(blk) * kBlockN + t) * row_stride + c * 8) =
+            *reinterpret_cast<const uint4*>(tile + r * 128 + ((c ^ (r % 8)) << 4));
+      }
+    }
+  };
 #pragma unroll
   for (int blk = 0; blk < kStages - 1; ++blk) load_block(blk);
   next_tiles(0);
@@ -560,11 +595,12 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
     {
       // A fragment element layout: vt[ks][0]: tokens u, u+1 (u = 16ks + 2q); [1]: same tokens,
       // row + 8; [2], [3]: tokens u + 8, u + 9.
-      const float* w = tab_update + kBlockN + len - 1 - 2 * q;
+      // (kFlip: token 63 - u, so w[u] = update_scale lambda^(u - (64 - len)).)
+      const float* w = kFlip ? tab_update + len + 2 * q : tab_update + kBlockN + len - 1 - 2 * q;
 #pragma unroll
       for (int ks = 0; ks < kBlockN / 16; ++ks) {
-        const float w0 = w[-16 * ks], w1 = w[-16 * ks - 1], w8 = w[-16 * ks - 8],
-                    w9 = w[-16 * ks - 9];
+        const float w0 = w[-kSign * 16 * ks], w1 = w[-kSign * (16 * ks + 1)],
+                    w8 = w[-kSign * (16 * ks + 8)], w9 = w[-kSign * (16 * ks + 9)];
         float2 f = ET::unpack(vt[ks][0]);
         vw[ks][0] = ET::pack(f.x * w0, f.y * w1);
         f = ET::unpack(vt[ks][1]);
@@ -602,17 +638,19 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
       wgmma_wait<kDual ? 2 : 1>();
       wgmma_fence_operand(oacc);
       {
-        const float* w = tab_inter + 1 - shift + 2 * q;
+        // (kFlip: query 63 - t, lambda^(64 - t - shift).)
+        const float* w =
+            kFlip ? tab_inter + kBlockN - shift - 2 * q : tab_inter + 1 - shift + 2 * q;
 #pragma unroll
         for (int j = 0; j < kBlockN / 8; ++j) {
-          oacc[4 * j + 0] *= w[8 * j];
-          oacc[4 * j + 1] *= w[8 * j + 1];
-          oacc[4 * j + 2] *= w[8 * j];
-          oacc[4 * j + 3] *= w[8 * j + 1];
+          oacc[4 * j + 0] *= w[kSign * 8 * j];
+          oacc[4 * j + 1] *= w[kSign * (8 * j + 1)];
+          oacc[4 * j + 2] *= w[kSign * 8 * j];
+          oacc[4 * j + 3] *= w[kSign * (8 * j + 1)];
         }
       }
       if constexpr (kTma) {
-        // The store of block blk - 2 has been read out of the staging tile this block reuses
+        // The store before last has been read out of the staging tile this block's output reuses
         // (visible to the warpgroup after the barrier).
         if (wg_tid == 0) bulk_wait_read<1>();
       }
@@ -648,7 +686,7 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
       //    row r, value chunk c at chunk c ^ (r % 8)) that one thread hands to the copy engine.
       const std::int64_t t0 = static_cast<std::int64_t>(blk) * kBlockN;
       if constexpr (kTma) {
-        unsigned char* st_tile = reinterpret_cast<unsigned char*>(so) + (blk & 1) * kHalf;
+        unsigned char* st_tile = reinterpret_cast<unsigned char*>(so) + (nstore & 1) * kHalf;
         const int off = (8 * (mat / 2) + mrow) * 128 + (((2 * warp + mat % 2) ^ mrow) << 4);
 #pragma unroll
         for (int j = 0; j < kBlockN / 8; j += 2) {
@@ -659,10 +697,15 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
         }
         fence_proxy_async();  // the staged tile is read by the copy engine (the async proxy)
         warpgroup_sync();
-        if (wg_tid == 0) {
-          tma_store_4d(&p.tm_o, st_tile, e0, static_cast<int>(n_begin + t0), static_cast<int>(hh),
-                       static_cast<int>(bb));
-          bulk_commit();
+        if (kFlip && tile_row(blk) < 0) {
+          copy_out_flipped(st_tile, o_ptr, p.o_stride[2], len, blk);
+        } else {
+          if (wg_tid == 0) {
+            tma_store_4d(&p.tm_o, st_tile, e0, tile_row(blk), static_cast<int>(hh),
+                         static_cast<int>(bb));
+            bulk_commit();
+          }
+          ++nstore;
         }
       } else {
 #pragma unroll
@@ -716,7 +759,9 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
             wgmma_fence_operand(oacc);
             {
               const int t = 16 * warp + g;
-              const float f0 = tab_inter[t + 1 - shift], f1 = tab_inter[t + 9 - shift];
+              const float f0 = kFlip ? tab_inter[kBlockN - shift - t] : tab_inter[t + 1 - shift];
+              const float f1 =
+                  kFlip ? tab_inter[kBlockN - 8 - shift - t] : tab_inter[t + 9 - shift];
 #pragma unroll
               for (int j = 0; j < 8; ++j) {
                 oacc[4 * j + 0] *= f0;
@@ -734,22 +779,56 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
             wgmma_commit();
             wgmma_wait<0>();
             wgmma_fence_operand(oacc);
-            warpgroup_sync();  // this warpgroup's stores from the staging tile are done
+            if constexpr (kTma) {
+              // As for O: the store before last has left the staging tile this one reuses. A
+              // warpgroup without a chunk of its own stages it all the same (barriers under a
+              // branch on the warpgroup serialise the kernel's wgmma, C7518) but stores nothing
+              // and keeps its tile count.
+              if (wg_tid == 0) bulk_wait_read<1>();
+              warpgroup_sync();
+              unsigned char* st_tile = reinterpret_cast<unsigned char*>(so) + (nstore & 1) * kHalf;
+              // Rows are tokens 16 warp + 8 (i % 2) + lane % 8 (the rows' low bits = lane % 8),
+              // 16-byte chunk j + i / 2, swizzled.
+              const int row = 16 * warp + 8 * (mat % 2) + mrow;
+              const int x = (mat / 2) ^ mrow;
 #pragma unroll
-            for (int j = 0; j < 8; j += 2) {
-              stsm_x4(so + off_o2 + 8 * j, ET::pack(oacc[4 * j], oacc[4 * j + 1]),
-                      ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
-                      ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
-                      ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
-            }
-            warpgroup_sync();  // the staging tile is complete
+              for (int j = 0; j < 8; j += 2) {
+                stsm_x4(st_tile + row * 128 + ((j ^ x) << 4),
+                        ET::pack(oacc[4 * j], oacc[4 * j + 1]),
+                        ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
+                        ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
+                        ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
+              }
+              fence_proxy_async();
+              warpgroup_sync();
+              if (tile_row(blk) < 0) {
+                copy_out_flipped(st_tile, o2_ptr + c * 64, p.o2_stride[2], owner ? len : 0, blk);
+              } else {
+                if (owner && wg_tid == 0) {
+                  tma_store_4d(&p.tm_o2, st_tile, c * 64, tile_row(blk), static_cast<int>(hh),
+                               static_cast<int>(bb));
+                  bulk_commit();
+                }
+                nstore += owner ? 1 : 0;
+              }
+            } else {
+              warpgroup_sync();  // this warpgroup's stores from the staging tile are done
 #pragma unroll
-            for (int i = wg_tid; i < kBlockN * 8; i += 128) {
-              const int tt = i / 8;
-              const int cc = i % 8;
-              if (owner && tt < len) {
-                *reinterpret_cast<uint4*>(o2_ptr + (t0 + tt) * p.o2_stride[2] + c * 64 + cc * 8) =
-                    *reinterpret_cast<const uint4*>(so + tt * T::kOStride + cc * 8);
+              for (int j = 0; j < 8; j += 2) {
+                stsm_x4(so + off_o2 + 8 * j, ET::pack(oacc[4 * j], oacc[4 * j + 1]),
+                        ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
+                        ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
+                        ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
+              }
+              warpgroup_sync();  // the staging tile is complete
+#pragma unroll
+              for (int i = wg_tid; i < kBlockN * 8; i += 128) {
+                const int tt = i / 8;
+                const int cc = i % 8;
+                if (owner && tt < len) {
+                  *reinterpret_cast<uint4*>(o2_ptr + (t0 + tt) * p.o2_stride[2] + c * 64 + cc * 8) =
+                      *reinterpret_cast<const uint4*>(so + tt * T::kOStride + cc * 8);
+                }
               }
             }
           }
@@ -954,19 +1033,19 @@ void run_passes(const FwdKernelParams& kp, const Shape& shape, cudaStream_t stre
   };
   auto passes = [&](auto tma) {
     constexpr bool kTma = decltype(tma)::value;
+    constexpr bool kDual = kOutMode == FwdMode::kDual;
+    // The fused pass's local-state pass walks its reversed views with cp.async (only kDual reads
+    // flipped tiles).
     if (kp.segments > 1) {
-      launch(lightning_fwd_kernel<Element, kHeadDim, kValueDim, FwdMode::kLocalState, kTma>,
-             (kp.segments - 1) * kp.local_pieces, T::kLocalSmemBytes);
+      launch(lightning_fwd_kernel < Element, kHeadDim, kValueDim, FwdMode::kLocalState,
+             kTma && !kDual >, (kp.segments - 1) * kp.local_pieces, T::kLocalSmemBytes);
       run_segment_scan(kp, shape, stream);
     }
     launch(lightning_fwd_kernel<Element, kHeadDim, kValueDim, kOutMode, kTma>, kp.segments,
-           kOutMode == FwdMode::kDual ? T::kDualSmemBytes
-           : kTma                     ? T::kTmaSmemBytes
-                                      : T::kSmemBytes);
+           kDual ? (kTma ? T::kDualTmaSmemBytes : T::kDualSmemBytes)
+                 : (kTma ? T::kTmaSmemBytes : T::kSmemBytes));
   };
-  if constexpr (kOutMode == FwdMode::kDual) {
-    passes(std::false_type{});
-  } else if (kp.use_tma) {
+  if (kp.use_tma) {
     passes(std::true_type{});
   } else {
     passes(std::false_type{});

@@ -229,6 +229,29 @@ bool encode_tma_maps(FwdKernelParams& kp, lightning_dtype_t dtype, const Shape& 
          encode_output_map(encode, &kp.tm_o, type, kp.o, kp.o_stride, shape, shape.e);
 }
 
+// The fused dV / dK pass's six maps, of the tensors in their own (forward) order: the kernel
+// reads each reversed block as one box and flips positions itself (kernels/README.md).
+bool encode_tma_maps_dual(FwdKernelParams& kp,
+                          const lightning_bwd_params_t& params,
+                          const Shape& shape) {
+  const EncodeTiledFn encode = tensor_map_encoder();
+  if (encode == nullptr || !tma_allowed()) return false;
+  const CUtensorMapDataType type = params.q.dtype == LIGHTNING_BF16
+                                       ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                       : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  auto tile = [&](CUtensorMap* map, const Tensor& t, std::int64_t dim) {
+    const std::int64_t stride[3] = {t.stride[0], t.stride[1], t.stride[2]};
+    return encode_tile_map(encode, map, type, t.data, stride, shape, dim);
+  };
+  auto out = [&](CUtensorMap* map, const Tensor& t, std::int64_t dim) {
+    const std::int64_t stride[3] = {t.stride[0], t.stride[1], t.stride[2]};
+    return encode_output_map(encode, map, type, t.data, stride, shape, dim);
+  };
+  return tile(&kp.tm_q, params.k, shape.d) && tile(&kp.tm_k, params.q, shape.d) &&
+         tile(&kp.tm_v, params.dout, shape.e) && tile(&kp.tm_x, params.v, shape.e) &&
+         out(&kp.tm_o, params.dv, shape.e) && out(&kp.tm_o2, params.dk, shape.d);
+}
+
 // The kernel parameters of a pass, with its plan's segments.
 FwdKernelParams pass_params(const Pass& pass,
                             const Shape& shape,
@@ -351,6 +374,7 @@ void run_dv_dk_pass(const lightning_bwd_params_t& params, const Shape& shape, St
   set_view(params.dk, true, shape.n, o2, kp.o2_stride);
   kp.x = x;
   kp.o2 = const_cast<void*>(o2);
+  kp.use_tma = encode_tma_maps_dual(kp, params, shape);
   dispatch_kernel(params.q.dtype, shape.d, shape.e, [&](auto element, auto dd, auto ee) {
     using Element = decltype(element);
     if constexpr (std::is_same_v<Element, float>) {
