@@ -176,49 +176,55 @@ bool tma_allowed() {
   return !off;
 }
 
-// q, k or v (sequence stride s[2], head s[1], batch s[0], in elements) as the 5-d map
-// (64 elements, n, dim / 64, h, b): one box is a whole (64 tokens, dim) tile as 64-column
-// swizzle halves, the layout the kernel's wgmma descriptors read.
-bool encode_tile_map(EncodeTiledFn encode,
+// One tiled map: 128-byte swizzle (the tiles' layout), unit element strides, zeros for what lies
+// outside the tensor.
+template <int kRank>
+bool encode_swizzled(EncodeTiledFn encode,
                      CUtensorMap* map,
                      CUtensorMapDataType type,
                      const void* data,
-                     const std::int64_t (&stride)[3],
-                     const Shape& shape,
-                     std::int64_t dim) {
-  const cuuint64_t dims[5] = {64, static_cast<cuuint64_t>(shape.n),
-                              static_cast<cuuint64_t>(dim / 64), static_cast<cuuint64_t>(shape.h),
-                              static_cast<cuuint64_t>(shape.b)};
-  const cuuint64_t strides[4] = {static_cast<cuuint64_t>(stride[2]) * 2, 128,
-                                 static_cast<cuuint64_t>(stride[1]) * 2,
-                                 static_cast<cuuint64_t>(stride[0]) * 2};
-  const cuuint32_t box[5] = {64, 64, static_cast<cuuint32_t>(dim / 64), 1, 1};
-  const cuuint32_t unit[5] = {1, 1, 1, 1, 1};
-  return encode(map, type, 5, const_cast<void*>(data), dims, strides, box, unit,
+                     const cuuint64_t (&dims)[kRank],
+                     const cuuint64_t (&strides)[kRank - 1],
+                     const cuuint32_t (&box)[kRank]) {
+  cuuint32_t unit[kRank];
+  for (cuuint32_t& u : unit) u = 1;
+  return encode(map, type, kRank, const_cast<void*>(data), dims, strides, box, unit,
                 CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-// o as the 4-d map (dim, n, h, b), boxes of 64 tokens x 64 values: one warpgroup's output tile.
-bool encode_output_map(EncodeTiledFn encode,
-                       CUtensorMap* map,
-                       CUtensorMapDataType type,
-                       const void* data,
-                       const std::int64_t (&stride)[3],
-                       const Shape& shape,
-                       std::int64_t dim) {
-  const cuuint64_t dims[4] = {static_cast<cuuint64_t>(dim), static_cast<cuuint64_t>(shape.n),
-                              static_cast<cuuint64_t>(shape.h), static_cast<cuuint64_t>(shape.b)};
-  const cuuint64_t strides[3] = {static_cast<cuuint64_t>(stride[2]) * 2,
-                                 static_cast<cuuint64_t>(stride[1]) * 2,
-                                 static_cast<cuuint64_t>(stride[0]) * 2};
-  const cuuint32_t box[4] = {64, 64, 1, 1};
-  const cuuint32_t unit[4] = {1, 1, 1, 1};
-  return encode(map, type, 4, const_cast<void*>(data), dims, strides, box, unit,
-                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+// A stride in 16-bit elements, in bytes.
+cuuint64_t bytes(std::int64_t stride) {
+  return static_cast<cuuint64_t>(stride) * 2;
+}
+
+// A view (sequence stride s[2], head s[1], batch s[0], in elements) as a tensor map. An input
+// (q, k, v, x) is the 5-d (64 elements, n, dim / 64, h, b): one box is a whole (64 tokens, dim)
+// tile as 64-column swizzle halves, the layout the kernel's wgmma descriptors read. An output
+// (o, o2) is the 4-d (dim, n, h, b) with boxes of 64 tokens x 64 values: one warpgroup's tile.
+enum class MapRole { kInput, kOutput };
+bool encode_view_map(EncodeTiledFn encode,
+                     CUtensorMap* map,
+                     CUtensorMapDataType type,
+                     const void* data,
+                     const std::int64_t (&stride)[3],
+                     const Shape& shape,
+                     std::int64_t dim,
+                     MapRole role) {
+  const auto n = static_cast<cuuint64_t>(shape.n), h = static_cast<cuuint64_t>(shape.h),
+             b = static_cast<cuuint64_t>(shape.b);
+  if (role == MapRole::kOutput) {
+    const cuuint64_t dims[4] = {static_cast<cuuint64_t>(dim), n, h, b};
+    const cuuint64_t strides[3] = {bytes(stride[2]), bytes(stride[1]), bytes(stride[0])};
+    const cuuint32_t box[4] = {64, 64, 1, 1};
+    return encode_swizzled(encode, map, type, data, dims, strides, box);
+  }
+  const auto halves = static_cast<cuuint64_t>(dim / 64);
+  const cuuint64_t dims[5] = {64, n, halves, h, b};
+  const cuuint64_t strides[4] = {bytes(stride[2]), 128, bytes(stride[1]), bytes(stride[0])};
+  const cuuint32_t box[5] = {64, 64, static_cast<cuuint32_t>(halves), 1, 1};
+  return encode_swizzled(encode, map, type, data, dims, strides, box);
 }
 
 // The four maps of a forward-direction tensor-core pass; false (use cp.async) when the driver or
@@ -228,10 +234,12 @@ bool encode_tma_maps(FwdKernelParams& kp, lightning_dtype_t dtype, const Shape& 
   if (encode == nullptr) return false;
   const CUtensorMapDataType type =
       dtype == LIGHTNING_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
-  return encode_tile_map(encode, &kp.tm_q, type, kp.q, kp.q_stride, shape, shape.d) &&
-         encode_tile_map(encode, &kp.tm_k, type, kp.k, kp.k_stride, shape, shape.d) &&
-         encode_tile_map(encode, &kp.tm_v, type, kp.v, kp.v_stride, shape, shape.e) &&
-         encode_output_map(encode, &kp.tm_o, type, kp.o, kp.o_stride, shape, shape.e);
+  const MapRole in = MapRole::kInput;
+  return encode_view_map(encode, &kp.tm_q, type, kp.q, kp.q_stride, shape, shape.d, in) &&
+         encode_view_map(encode, &kp.tm_k, type, kp.k, kp.k_stride, shape, shape.d, in) &&
+         encode_view_map(encode, &kp.tm_v, type, kp.v, kp.v_stride, shape, shape.e, in) &&
+         encode_view_map(encode, &kp.tm_o, type, kp.o, kp.o_stride, shape, shape.e,
+                         MapRole::kOutput);
 }
 
 // The fused dV / dK pass's six maps, of the tensors in their own (forward) order: the kernel
@@ -244,17 +252,14 @@ bool encode_tma_maps_dual(FwdKernelParams& kp,
   const CUtensorMapDataType type = params.q.dtype == LIGHTNING_BF16
                                        ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
                                        : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
-  auto tile = [&](CUtensorMap* map, const Tensor& t, std::int64_t dim) {
+  auto view = [&](CUtensorMap* map, const Tensor& t, std::int64_t dim, MapRole role) {
     const std::int64_t stride[3] = {t.stride[0], t.stride[1], t.stride[2]};
-    return encode_tile_map(encode, map, type, t.data, stride, shape, dim);
+    return encode_view_map(encode, map, type, t.data, stride, shape, dim, role);
   };
-  auto out = [&](CUtensorMap* map, const Tensor& t, std::int64_t dim) {
-    const std::int64_t stride[3] = {t.stride[0], t.stride[1], t.stride[2]};
-    return encode_output_map(encode, map, type, t.data, stride, shape, dim);
-  };
-  return tile(&kp.tm_q, params.k, shape.d) && tile(&kp.tm_k, params.q, shape.d) &&
-         tile(&kp.tm_v, params.dout, shape.e) && tile(&kp.tm_x, params.v, shape.e) &&
-         out(&kp.tm_o, params.dv, shape.e) && out(&kp.tm_o2, params.dk, shape.d);
+  const MapRole in = MapRole::kInput, out = MapRole::kOutput;
+  return view(&kp.tm_q, params.k, shape.d, in) && view(&kp.tm_k, params.q, shape.d, in) &&
+         view(&kp.tm_v, params.dout, shape.e, in) && view(&kp.tm_x, params.v, shape.e, in) &&
+         view(&kp.tm_o, params.dv, shape.e, out) && view(&kp.tm_o2, params.dk, shape.d, out);
 }
 
 // The kernel parameters of a pass, with its plan's segments.
