@@ -406,14 +406,15 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
 
   const SwizzledTileLoader<kHeadDim / 8, T::kThreads> qk_loader(tid);
   const SwizzledTileLoader<kValueDim / 8, T::kThreads> v_loader(tid);
-  // Issue block `blk`'s tiles into its stage; always commit a group (possibly empty) so that the
-  // wait below counts the same in every iteration.
   // kTma: the tensor-map row of block blk's first smem row (kFlip: the reversed block's last
   // token in forward order, negative for a partial last block: those rows read as zeros).
   [[maybe_unused]] auto tile_row = [&](int blk) {
     const std::int64_t t0 = n_begin + static_cast<std::int64_t>(blk) * kBlockN;
     return static_cast<int>(kFlip ? p.n - kBlockN - t0 : t0);
   };
+  // Issue block `blk`'s tiles into its stage. TMA: thread 0, completing on the stage's barrier.
+  // cp.async: every thread, always committing a group (possibly empty) so that the wait below
+  // counts the same in every iteration.
   auto load_block = [&](int blk) {
     if constexpr (kTma) {
       if (tid == 0 && blk < num_blocks) {
