@@ -1035,11 +1035,13 @@ void run_passes(const FwdKernelParams& kp, const Shape& shape, cudaStream_t stre
   auto passes = [&](auto tma) {
     constexpr bool kTma = decltype(tma)::value;
     constexpr bool kDual = kOutMode == FwdMode::kDual;
-    // The fused pass's local-state pass walks its reversed views with cp.async (only kDual reads
-    // flipped tiles).
+    // The local-state pass loads with cp.async in every pass: measured faster than TMA at the
+    // lengths that take segments (64k / 128k, D = E = 128: +1.7% / +2.1% forward, +0.9%
+    // backward; D = E = 64: +1.4% / +3.0%; kernels/README.md, v9). It also walks the fused
+    // pass's reversed views, which only kDual reads as flipped boxes.
     if (kp.segments > 1) {
-      launch(lightning_fwd_kernel < Element, kHeadDim, kValueDim, FwdMode::kLocalState,
-             kTma && !kDual >, (kp.segments - 1) * kp.local_pieces, T::kLocalSmemBytes);
+      launch(lightning_fwd_kernel<Element, kHeadDim, kValueDim, FwdMode::kLocalState, false>,
+             (kp.segments - 1) * kp.local_pieces, T::kLocalSmemBytes);
       run_segment_scan(kp, shape, stream);
     }
     launch(lightning_fwd_kernel<Element, kHeadDim, kValueDim, kOutMode, kTma>, kp.segments,
