@@ -167,6 +167,10 @@ def build_parser():
                    help="stop when the median's relative standard error is below this")
     p.add_argument("--timeout", type=float, default=20.0, help="seconds per point at most")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls first (Triton compiles)")
+    p.add_argument("--no-launch-hold", dest="launch_hold", action="store_false",
+                   help="time without the launch hold: the start event may then wait for the "
+                        "host's part of the call (Python, ctypes, Triton's launcher), which the "
+                        "sample includes")
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip the per-point float64 verification")
     p.add_argument("--verify-heads", type=int, default=2)
@@ -1231,13 +1235,83 @@ def head_rows(x, heads):
 # Timing
 
 
-class Timer:
-    """CUDA events per sample and a cleared L2 between samples; host clock in a dry run."""
+class LaunchHold:
+    """How long the stream is held busy before each sample's start event (NVBench's blocking
+    kernel, as a fixed spin): long enough that the host has enqueued the start event, the call and
+    the end event before the GPU reaches them, so that a sample times the GPU's work and not the
+    host's part of the call (Python, ctypes, Triton's launcher). after_sample() judges one
+    sample by how long the host took to enqueue it: within 80% of the hold it is kept; beyond, the
+    GPU may have waited on the host, so the sample is run again with the hold doubled, up to
+    max_ms, past which it is kept and counted as not hidden (a call that waits on the GPU itself
+    cannot be hidden). Pure bookkeeping: the spin is Timer's."""
 
-    def __init__(self, torch, cuda):
+    MIN_MS = 0.5
+    MAX_MS = 100.0
+    MARGIN = 0.8
+
+    def __init__(self, min_ms=MIN_MS, max_ms=MAX_MS):
+        self.min_ms, self.max_ms = min_ms, max_ms
+        self.hold_ms = min_ms
+        self.redone = 0       # samples run again with a longer hold
+        self.not_hidden = 0   # samples kept at max_ms although the host was slower
+        self.longest_ms = min_ms
+
+    def start_point(self, host_ms=None):
+        """A new point: the hold restarts at the minimum, or at twice a call's host time seen in
+        its warm-up."""
+        want = 2 * host_ms if host_ms is not None else self.min_ms
+        self.hold_ms = min(self.max_ms, max(self.min_ms, want))
+        self.longest_ms = max(self.longest_ms, self.hold_ms)
+
+    def after_sample(self, host_ms):
+        """True: keep the sample. False: run it again (the hold has grown)."""
+        if host_ms <= self.MARGIN * self.hold_ms:
+            return True
+        if self.hold_ms >= self.max_ms:
+            self.not_hidden += 1
+            return True
+        self.redone += 1
+        self.hold_ms = min(self.max_ms, max(2 * self.hold_ms, host_ms / self.MARGIN))
+        self.longest_ms = max(self.longest_ms, self.hold_ms)
+        return False
+
+    def json(self, cycles_per_ms):
+        return {"method": "torch.cuda._sleep before each sample's start event, the host's "
+                          "enqueueing of the sample timed against it",
+                "min_hold_ms": self.min_ms, "max_hold_ms": self.max_ms,
+                "longest_hold_ms": self.longest_ms, "samples_redone": self.redone,
+                "samples_not_hidden": self.not_hidden, "spin_cycles_per_ms": cycles_per_ms}
+
+
+class Timer:
+    """CUDA events per sample and a cleared L2 between samples; host clock in a dry run. With
+    the launch hold (default on a GPU), a spin kernel between the clearing and the start event
+    keeps the GPU busy while the host enqueues the sample (LaunchHold)."""
+
+    def __init__(self, torch, cuda, hold=True, info=None):
         self.torch, self.cuda = torch, cuda
         self.flush = torch.empty(L2_FLUSH_BYTES, dtype=torch.uint8, device="cuda") if cuda \
             else None
+        self.hold = LaunchHold() if cuda and hold else None
+        self.info = info  # the report's environment.measurement: the hold's counts go there
+        self.cycles_per_ms = self._calibrate() if self.hold else None
+        self._publish()
+
+    def _calibrate(self):
+        """Spin cycles per millisecond of torch.cuda._sleep on this GPU (its clock)."""
+        torch = self.torch
+        torch.cuda._sleep(1_000_000)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        cycles = 20_000_000
+        start.record()
+        torch.cuda._sleep(cycles)
+        end.record()
+        end.synchronize()
+        return cycles / start.elapsed_time(end)
+
+    def _publish(self):
+        if self.info is not None:
+            self.info["launch_hold"] = self.hold.json(self.cycles_per_ms) if self.hold else None
 
     def sample_ms(self, step):
         torch = self.torch
@@ -1245,15 +1319,23 @@ class Timer:
             t0 = time.perf_counter()
             step()
             return (time.perf_counter() - t0) * 1e3
-        self.flush.zero_()  # outside the events: evicts the last sample's data from L2
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        step()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end)
+        while True:
+            self.flush.zero_()  # outside the events: evicts the last sample's data from L2
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            if self.hold:
+                torch.cuda._sleep(int(self.hold.hold_ms * self.cycles_per_ms))
+            t0 = time.perf_counter()
+            start.record()
+            step()
+            end.record()
+            host_ms = (time.perf_counter() - t0) * 1e3
+            end.synchronize()
+            if not self.hold or self.hold.after_sample(host_ms):
+                return start.elapsed_time(end)
 
-    def measure(self, step, args):
+    def measure(self, step, args, host_ms=None):
+        if self.hold:
+            self.hold.start_point(host_ms)
         samples, t0 = [], time.perf_counter()
         stop = "max-samples"
         while len(samples) < args.max_samples:
@@ -1266,6 +1348,7 @@ class Timer:
                     relative_median_se(samples) <= args.noise:
                 stop = "converged"
                 break
+        self._publish()
         return samples, stop, time.perf_counter() - t0
 
 
@@ -1538,7 +1621,8 @@ def cross_check(args, torch, providers, device):
 
 def run_sweep(args, torch, providers, report, cuda):
     device = "cuda" if cuda else "cpu"
-    timer = Timer(torch, cuda)
+    timer = Timer(torch, cuda, hold=args.launch_hold,
+                  info=report.doc["environment"]["measurement"])
     slopes = alibi_slopes(args.heads)
     for repeat in range(args.repeat):
         for n in args.seqlens:
@@ -1610,10 +1694,13 @@ def run_point(args, torch, prov, mode, inp, heads, refs, timer, point, cuda):
         # the provider reads.
         out = None
         getattr(step, "clear", lambda: None)()
+        host_ms = None
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
+            t0 = time.perf_counter()
             out = step()
+            host_ms = (time.perf_counter() - t0) * 1e3  # the launch hold's first guess
             torch.cuda.synchronize()
             names = ("q", "k", "v") if mode == "fwd" else ("q", "k", "v", "do")
             point["memory"] = {"peak_bytes": int(torch.cuda.max_memory_allocated() - base +
@@ -1636,7 +1723,7 @@ def run_point(args, torch, prov, mode, inp, heads, refs, timer, point, cuda):
                 refs.clear()
                 if cuda:
                     torch.cuda.empty_cache()
-        samples, stop, wall = timer.measure(step, args)
+        samples, stop, wall = timer.measure(step, args, host_ms)
     except Skip as e:
         return skipped(point, str(e))
     except Exception as e:  # noqa: BLE001 - one broken point must not end the sweep
@@ -1879,8 +1966,13 @@ def main(argv):
            "measurement": {
                "timer": "events" if cuda else "host",
                "note": ("CUDA events around each call on torch's current stream; a 256 MB buffer "
-                        "cleared between samples; memory from torch.cuda.max_memory_allocated "
-                        "during one step plus the provider's inputs" if cuda else
+                        "cleared between samples" +
+                        ("; then a spin kernel that keeps the GPU busy while the host enqueues "
+                         "the sample (launch_hold)" if args.launch_hold else
+                         "; no launch hold (--no-launch-hold): a sample includes whatever the "
+                         "GPU waited for the host's part of the call") +
+                        "; memory from torch.cuda.max_memory_allocated during one step plus the "
+                        "provider's inputs" if cuda else
                         "DRY RUN: stand-ins, not the providers; "
                         + ("host clock around CPU torch calls" if torch else
                            "synthetic timings from a fixed model") +
