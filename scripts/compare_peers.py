@@ -32,7 +32,9 @@ a small ragged shape and must agree with each other and with a float64 reference
 printed); every swept point is then verified on --verify-heads heads against float64 with
 DESIGN.md section 5's rules 1 and 2.
 
-Timing: CUDA events around each call, a 256 MB buffer cleared between samples (cold L2), warm-up
+Timing: CUDA events around each call, a 256 MB buffer cleared between samples (cold L2), then a
+spin kernel that keeps the GPU busy while the host enqueues the sample, so that no library is
+timed for its host-side work (the launch hold, LaunchHold; --no-launch-hold turns it off); warm-up
 calls first (Triton compiles and autotunes there); samples until --min-samples and --min-time
 are reached and the median's relative standard error is under --noise, or --max-samples, or
 --timeout. Memory: PyTorch's allocator peak during one step, plus the inputs in the provider's
