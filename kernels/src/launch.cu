@@ -176,6 +176,11 @@ bool tma_allowed() {
   return !off;
 }
 
+// The driver's encoder where TMA may be used, else null (the passes then take cp.async).
+EncodeTiledFn tma_encoder() {
+  return tma_allowed() ? tensor_map_encoder() : nullptr;
+}
+
 // One tiled map: 128-byte swizzle (the tiles' layout), unit element strides, zeros for what lies
 // outside the tensor.
 template <int kRank>
@@ -230,7 +235,7 @@ bool encode_view_map(EncodeTiledFn encode,
 // The four maps of a forward-direction tensor-core pass; false (use cp.async) when the driver or
 // the views do not allow them.
 bool encode_tma_maps(FwdKernelParams& kp, lightning_dtype_t dtype, const Shape& shape) {
-  const EncodeTiledFn encode = tensor_map_encoder();
+  const EncodeTiledFn encode = tma_encoder();
   if (encode == nullptr) return false;
   const CUtensorMapDataType type =
       dtype == LIGHTNING_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
@@ -247,8 +252,8 @@ bool encode_tma_maps(FwdKernelParams& kp, lightning_dtype_t dtype, const Shape& 
 bool encode_tma_maps_dual(FwdKernelParams& kp,
                           const lightning_bwd_params_t& params,
                           const Shape& shape) {
-  const EncodeTiledFn encode = tensor_map_encoder();
-  if (encode == nullptr || !tma_allowed()) return false;
+  const EncodeTiledFn encode = tma_encoder();
+  if (encode == nullptr) return false;
   const CUtensorMapDataType type = params.q.dtype == LIGHTNING_BF16
                                        ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
                                        : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
@@ -302,7 +307,7 @@ FwdKernelParams pass_params(const Pass& pass,
   kp.segment_len = plan.segment_len;
   kp.local_pieces = plan.local_pieces;
   // A tensor map cannot walk a sequence backwards: the reversed passes keep cp.async.
-  kp.use_tma = !pass.reverse && kernel_kind(dtype) == KernelKind::kTensorCore && tma_allowed() &&
+  kp.use_tma = !pass.reverse && kernel_kind(dtype) == KernelKind::kTensorCore &&
                encode_tma_maps(kp, dtype, shape);
   return kp;
 }
