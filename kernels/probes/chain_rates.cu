@@ -1,0 +1,240 @@
+// lightning-probe-chains: how fast one thread block walks one chain (one head's sequence), in
+// isolation from the plan. The flatness analysis of kernels/README.md rests on two per-block
+// rates: the local-state pass (K and V in, the state update only) and the output pass (the whole
+// forward block), each timed with 32, 64 and 128 thread blocks resident at once. A rate that does
+// not change with the number of blocks is bound by the thread block's own chain of work, not by
+// memory.
+//
+//   lightning-probe-chains [--json PATH] [--repeats N]
+//
+// bf16, H = 32, D = E = 128, [B, H, N, D], alibi-like slopes; both passes are the library's
+// kernels (forward.cuh) with cp.async loads, launched directly with a hand-made split. Cold L2:
+// a 256 MiB buffer is rewritten before every sample. Exit 77 where there is no CUDA device.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime.h>
+
+#include <nlohmann/json.hpp>
+
+#include "forward.cuh"
+
+#ifndef LIGHTNING_PROBE_GIT_SHA
+#define LIGHTNING_PROBE_GIT_SHA "unknown"
+#endif
+
+namespace {
+
+using namespace lightning::detail;
+using Element = __nv_bfloat16;
+constexpr int kDim = 128;
+constexpr std::int64_t kHeads = 32;
+constexpr int kBlockN = 64;
+using Traits = FwdTraits<Element, kDim, kDim>;
+
+__global__ void fill_kernel(Element* x, std::int64_t count, std::uint32_t seed) {
+  for (std::int64_t i = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; i < count;
+       i += std::int64_t{gridDim.x} * blockDim.x) {
+    std::uint32_t h = static_cast<std::uint32_t>(i) * 2654435761u ^ seed;
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    x[i] = __float2bfloat16(static_cast<float>(h & 0xffff) / 32768.f - 1.f);
+  }
+}
+
+struct Case {
+  const char* pass;     // "local_state" or "output"
+  std::int64_t b;       // batch (thread blocks = b * 32 heads * pieces)
+  std::int64_t n;       // sequence length
+  std::int64_t pieces;  // local-state pass: pieces of the first half of the sequence
+};
+
+struct Result {
+  Case c;
+  std::int64_t blocks = 0, tokens_per_block = 0;
+  std::vector<double> ms;
+};
+
+void check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) {
+    std::fprintf(stderr, "lightning-probe-chains: %s: %s\n", what, cudaGetErrorString(err));
+    std::exit(1);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string json_path;
+  int repeats = 15;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--json" && i + 1 < argc) {
+      json_path = argv[++i];
+    } else if (arg == "--repeats" && i + 1 < argc) {
+      repeats = std::atoi(argv[++i]);
+      if (repeats < 1) {
+        std::fprintf(stderr, "lightning-probe-chains: --repeats needs a positive count\n");
+        return 2;
+      }
+    } else {
+      std::fprintf(stderr,
+                   "lightning-probe-chains: unknown argument '%s' (usage: "
+                   "lightning-probe-chains [--json PATH] [--repeats N])\n",
+                   arg.c_str());
+      return 2;
+    }
+  }
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::fprintf(stderr, "lightning-probe-chains: no CUDA device\n");
+    return 77;
+  }
+  cudaDeviceProp prop{};
+  check(cudaGetDeviceProperties(&prop, 0), "device properties");
+
+  // Local-state cases: the first half of a 128k sequence (the second is the last segment, which
+  // the pass skips) in 1, 2 or 4 pieces per head, or the first half of 32k at B = 4.
+  // Output cases: one thread block per (b, h) over its whole sequence.
+  const std::vector<Case> cases = {{"local_state", 1, 131072, 1}, {"local_state", 1, 131072, 2},
+                                   {"local_state", 1, 131072, 4}, {"local_state", 4, 32768, 1},
+                                   {"output", 1, 32768, 1},       {"output", 2, 32768, 1},
+                                   {"output", 4, 32768, 1}};
+  const std::int64_t max_elems = 4 * kHeads * 32768 * kDim;  // every case has 4M tokens x heads
+  Element *q, *k, *v, *o;
+  float *s, *workspace;
+  void* flush;
+  const std::size_t bytes = static_cast<std::size_t>(max_elems) * sizeof(Element);
+  check(cudaMalloc(&q, bytes), "q");
+  check(cudaMalloc(&k, bytes), "k");
+  check(cudaMalloc(&v, bytes), "v");
+  check(cudaMalloc(&o, bytes), "o");
+  check(cudaMalloc(&s, kHeads * sizeof(float)), "s");
+  check(cudaMalloc(&workspace, 4 * kHeads * 8 * kDim * kDim * sizeof(float)), "workspace");
+  constexpr std::size_t kFlushBytes = 256u << 20;
+  check(cudaMalloc(&flush, kFlushBytes), "flush buffer");
+  fill_kernel<<<1024, 256>>>(q, max_elems, 1);
+  fill_kernel<<<1024, 256>>>(k, max_elems, 2);
+  fill_kernel<<<1024, 256>>>(v, max_elems, 3);
+  std::vector<float> slopes(kHeads);
+  for (std::int64_t i = 0; i < kHeads; ++i) slopes[i] = std::exp2(-8.f * (i + 1) / kHeads);
+  check(cudaMemcpy(s, slopes.data(), kHeads * sizeof(float), cudaMemcpyHostToDevice), "slopes");
+
+  auto local = lightning_fwd_kernel<Element, kDim, kDim, FwdMode::kLocalState, false>;
+  auto output = lightning_fwd_kernel<Element, kDim, kDim, FwdMode::kOutput, false>;
+  check(cudaFuncSetAttribute(local, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(Traits::kLocalSmemBytes)),
+        "local-state pass attributes");
+  check(cudaFuncSetAttribute(output, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(Traits::kSmemBytes)),
+        "output pass attributes");
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "event");
+  check(cudaEventCreate(&stop), "event");
+
+  std::vector<Result> results;
+  for (const Case& c : cases) {
+    const bool is_local = std::string(c.pass) == "local_state";
+    FwdKernelParams p{};
+    p.q = q;
+    p.k = k;
+    p.v = v;
+    p.o = o;
+    const std::int64_t stride[3] = {kHeads * c.n * kDim, c.n * kDim, kDim};
+    for (int i = 0; i < 3; ++i) {
+      p.q_stride[i] = p.k_stride[i] = p.v_stride[i] = p.o_stride[i] = stride[i];
+    }
+    p.s = s;
+    p.intra_scale = p.inter_scale = 1.f / std::sqrt(static_cast<float>(kDim));
+    p.update_scale = 1.f;
+    p.workspace = workspace;
+    p.b = c.b;
+    p.h = kHeads;
+    p.n = c.n;
+    p.segments = is_local ? 2 : 1;
+    p.segment_len = is_local ? c.n / 2 : c.n;
+    p.local_pieces = is_local ? c.pieces : 1;
+    Result r{c};
+    r.blocks = c.b * kHeads * (is_local ? c.pieces : 1);
+    r.tokens_per_block = is_local ? c.n / 2 / c.pieces : c.n;
+    for (int i = 0; i < repeats + 2; ++i) {
+      check(cudaMemsetAsync(flush, i & 0xff, kFlushBytes), "flush");
+      check(cudaEventRecord(start), "record");
+      if (is_local) {
+        local<<<static_cast<unsigned>(r.blocks), Traits::kThreads, Traits::kLocalSmemBytes>>>(p);
+      } else {
+        output<<<static_cast<unsigned>(r.blocks), Traits::kThreads, Traits::kSmemBytes>>>(p);
+      }
+      check(cudaGetLastError(), "launch");
+      check(cudaEventRecord(stop), "record");
+      check(cudaEventSynchronize(stop), "run");
+      float ms = 0;
+      check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
+      if (i >= 2) r.ms.push_back(ms);  // two warm-up samples
+    }
+    results.push_back(r);
+  }
+
+  nlohmann::json report;
+  char date[32];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  int driver = 0, runtime = 0;
+  cudaDriverGetVersion(&driver);
+  cudaRuntimeGetVersion(&runtime);
+  report["tool"] = "lightning-probe-chains";
+  report["git_sha"] = LIGHTNING_PROBE_GIT_SHA;
+  report["date"] = date;
+  report["environment"] = {{"gpu", prop.name},
+                           {"sms", prop.multiProcessorCount},
+                           {"l2_bytes", prop.l2CacheSize},
+                           {"driver", driver},
+                           {"runtime", runtime}};
+  report["setup"] = {{"dtype", "bf16"},    {"heads", kHeads},  {"d", kDim},
+                     {"e", kDim},          {"layout", "bhnd"}, {"loads", "cp.async"},
+                     {"repeats", repeats}, {"cold_l2", true}};
+  std::printf("%-12s %6s %8s %14s %10s %14s %12s\n", "pass", "blocks", "tokens", "median ms",
+              "us/block", "GB/s (all)", "GB/s/block");
+  for (Result& r : results) {
+    std::vector<double> sorted = r.ms;
+    std::sort(sorted.begin(), sorted.end());
+    const double median = sorted[sorted.size() / 2];
+    const double steps = static_cast<double>(r.tokens_per_block) / kBlockN;
+    const double us_per_step = median * 1e3 / steps;
+    // Model bytes: the local-state pass reads K and V; the output pass reads Q, K, V, writes O.
+    const bool is_local = std::string(r.c.pass) == "local_state";
+    const double bytes_moved =
+        static_cast<double>(r.blocks) * r.tokens_per_block * kDim * 2 * (is_local ? 2 : 4);
+    const double gbs = bytes_moved / (median * 1e-3) / 1e9;
+    std::printf("%-12s %6lld %8lld %14.3f %10.3f %14.0f %12.1f\n", r.c.pass,
+                static_cast<long long>(r.blocks), static_cast<long long>(r.tokens_per_block),
+                median, us_per_step, gbs, gbs / static_cast<double>(r.blocks));
+    report["cases"].push_back({{"pass", r.c.pass},
+                               {"b", r.c.b},
+                               {"n", r.c.n},
+                               {"thread_blocks", r.blocks},
+                               {"tokens_per_thread_block", r.tokens_per_block},
+                               {"samples_ms", r.ms},
+                               {"median_ms", median},
+                               {"min_ms", sorted.front()},
+                               {"max_ms", sorted.back()},
+                               {"us_per_64_token_step", us_per_step},
+                               {"model_gb_per_s", gbs}});
+  }
+  if (!json_path.empty()) {
+    std::ofstream out(json_path);
+    out << report.dump(2) << "\n";
+    if (!out) {
+      std::fprintf(stderr, "lightning-probe-chains: cannot write %s\n", json_path.c_str());
+      return 1;
+    }
+  }
+  return 0;
+}
