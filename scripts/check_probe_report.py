@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Check that probe reports (lightning-probe-chains --json) are complete.
+
+    python3 scripts/check_probe_report.py REPORT [REPORT ...]
+
+A probe report is not a lightning-bench report (reports/schema): it holds the tool's name, the git
+sha it was built from, the date, the GPU, and its cases, each with raw samples and the per-step
+time that kernels/README.md quotes. Exit 1, one line per problem, if anything is missing or
+inconsistent.
+"""
+import json
+import statistics
+import sys
+
+
+def problems(path):
+    try:
+        with open(path) as f:
+            r = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        return [f"cannot read: {e}"]
+    out = []
+    for key in ("tool", "git_sha", "date", "environment", "setup", "cases"):
+        if key not in r:
+            out.append(f"no '{key}'")
+    if out:
+        return out
+    if r["git_sha"] in ("", "unknown"):
+        out.append("git_sha is unknown")
+    if not r["environment"].get("gpu"):
+        out.append("environment.gpu is empty")
+    if not r["cases"]:
+        out.append("no cases")
+    for i, c in enumerate(r["cases"]):
+        samples = c.get("samples_ms") or []
+        if not samples or any(not (s > 0) for s in samples):
+            out.append(f"case {i}: no positive samples")
+            continue
+        median = statistics.median_high(samples)
+        if abs(c.get("median_ms", -1) - median) > 1e-9 * max(1.0, median):
+            out.append(f"case {i}: median_ms {c.get('median_ms')} is not the samples' {median}")
+        steps = c.get("tokens_per_thread_block", 0) / 64
+        if steps <= 0 or abs(c.get("us_per_64_token_step", -1) - median * 1e3 / steps) > 1e-6:
+            out.append(f"case {i}: us_per_64_token_step does not follow from median_ms")
+    return out
+
+
+def main():
+    if len(sys.argv) < 2:
+        print("usage: check_probe_report.py REPORT [REPORT ...]", file=sys.stderr)
+        return 2
+    bad = 0
+    for path in sys.argv[1:]:
+        found = problems(path)
+        for p in found:
+            print(f"check_probe_report: {path}: {p}")
+        bad += bool(found)
+        if not found:
+            print(f"check_probe_report: {path}: complete")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
