@@ -203,16 +203,12 @@ struct FwdTraits {
       kStages * kStageBytes + kPBytes + kWarpgroups * kOBytes + kTableBytes + kAlign;
   static constexpr std::size_t kTmaSmemBytes =
       kStages * kStageBytes + kPBytes + kWarpgroups * kOBytesTma + kTableBytes + kBarBytes + kAlign;
-  // The local-state pass needs only K and V and the update. It is pipelined (the kernel): the
-  // copies run kLocalStages - 2 blocks ahead, past the block being weighted and the one whose
-  // update is in flight: 3 with one thread block per SM, 2 (D = 64) or 1 (D = 128) where two
-  // share an SM. The update's A operand, V^T weighted, goes through shared memory: two tiles per
-  // warpgroup, one for the update in flight and one being written.
-  static constexpr int kLocalStages = kBlocksPerSm == 1 ? 5 : kHeadDim == 64 ? 4 : 3;
+  // The local-state pass needs only K and V and the update: it is bound by memory latency, so it
+  // keeps 4 blocks in flight.
+  static constexpr int kLocalStages = 4;
   static constexpr int kLocalStageBytes = kQBytes + kVBytes;
-  static constexpr int kLocalATileBytes = 2 * kWarpgroups * kHalfBytes;
   static constexpr std::size_t kLocalSmemBytes =
-      kLocalStages * kLocalStageBytes + kLocalATileBytes + kTableBytes + kAlign;
+      kLocalStages * kLocalStageBytes + kTableBytes + kAlign;
   // The fused dV / dK pass: a fourth tile (x = V, value width) per stage, two stages; a second P
   // tile (x v'^T, masked); the state before each block as bf16, (kHeadDim rows d) x (kValueDim
   // columns e) in 64-column swizzle halves, the K-major B operand of dK's inter product.
@@ -314,9 +310,9 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
   [[maybe_unused]] unsigned char* sst = sp2 + T::kPBytes;
   constexpr int kOBytes = kTma ? T::kOBytesTma : T::kOBytes;
   Element* so = reinterpret_cast<Element*>(sp + T::kPBytes + kExtraBytes + wg * kOBytes);
-  float* tables = reinterpret_cast<float*>(
-      smem + kStages * kStageBytes +
-      (kOut ? T::kPBytes + kExtraBytes + T::kWarpgroups * kOBytes : T::kLocalATileBytes));
+  float* tables =
+      reinterpret_cast<float*>(smem + kStages * kStageBytes +
+                               (kOut ? T::kPBytes + kExtraBytes + T::kWarpgroups * kOBytes : 0));
   float* tab_intra = tables;                  // [k + 64]
   float* tab_update = tables + T::kTable;     // [k + 64]
   float* tab_inter = tables + 2 * T::kTable;  // [k]
@@ -544,378 +540,313 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
       }
     }
   };
-  if constexpr (!kOut) {
-    // The local-state pass, software-pipelined: while block blk - 1's update runs, block blk's
-    // tiles are waited for, the copies of a later block issued, and its V^T weighted and stored
-    // as the update's A operand (a 128-byte-swizzled (64 values x 64 tokens) tile per warpgroup,
-    // the two tiles taken in turn); the update is waited for only before the state's decay. The
-    // operand goes through shared memory because wgmma register operands may not be written while
-    // an earlier wgmma is in flight (ptxas then serialises them, C7513). The copies run kAhead
-    // blocks ahead into the stage of block blk - 2, whose update every warp waited for in block
-    // blk - 1, before the barrier below.
-    constexpr int kAhead = kStages - 2;
-    static_assert(kAhead >= 1, "the local-state pass needs two stages beyond the copies ahead");
-    unsigned char* sa_tiles = smem + kStages * kStageBytes + wg * 2 * kHalf;
 #pragma unroll
-    for (int blk = 0; blk < kAhead; ++blk) load_block(blk);
-    for (int blk = 0; blk < num_blocks; ++blk) {
-      cp_async_wait<kAhead - 1>();
-      fence_proxy_async();  // K is read by wgmma (the async proxy)
-      __syncthreads();      // block blk's tiles (and, at blk 0, the tables) are visible
-      load_block(blk + kAhead);
-      const unsigned char* sk = smem + (blk % kStages) * kStageBytes;
-      const unsigned char* sv = sk + T::kQBytes + wg * kHalf;  // this warpgroup's value slice
-      unsigned char* sa_tile = sa_tiles + (blk & 1) * kHalf;
-      const int len = static_cast<int>(
-          min(static_cast<std::int64_t>(kBlockN), n_end - n_begin - blk * kBlockN));
-      const int shift = (p.init_shift && seg == 0 && blk == 0) ? 1 : 0;
-      // V^T (rows: this warp's values; columns: tokens) times w[u] = update_scale lambda^(len-1-u)
-      // (0 past len), as A fragments, stored as the tile's rows 16 warp.. (stmatrix: matrix
-      // i = lane / 8 covers rows + 8 (i % 2), token chunk 2 ks + i / 2, swizzled as P is).
-      {
-        uint32_t vt[kBlockN / 16][4];
+  for (int blk = 0; blk < kStages - 1; ++blk) load_block(blk);
+  next_tiles(0);
+  if constexpr (kOut && kPrefetchP) {
+    if (num_blocks > 0) issue_p(0);
+  }
+  for (int blk = 0; blk < num_blocks; ++blk) {
+    if constexpr (kOut && !kPrefetchP) {
+      if (blk > 0) next_tiles(blk);
+      issue_p(blk);
+    }
+    unsigned char* sq = smem + (blk % kStages) * kStageBytes;
+    unsigned char* sk = sq + kKOffset;
+    unsigned char* sv = sk + T::kQBytes + wg * kHalf;  // this warpgroup's value slice
+    const uint32_t sk_addr = smem_addr(sk);
+    const int len =
+        static_cast<int>(min(static_cast<std::int64_t>(kBlockN), n_end - n_begin - blk * kBlockN));
+    // The first block of the sequence takes one power of lambda fewer on the initial state.
+    const int shift = (p.init_shift && seg == 0 && blk == 0) ? 1 : 0;
+
+    [[maybe_unused]] float oacc[32];
+    [[maybe_unused]] uint32_t sa[kKSteps][4];
+    if constexpr (kOut) {
+      const uint32_t sq_addr = smem_addr(sq);
+      // 1. (P of this block is in flight.) O^T = S^T Q^T (the state before this block, as
+      //    bf16/fp16 A fragments): a second group, in flight while the rest is prepared.
 #pragma unroll
-        for (int ks = 0; ks < kBlockN / 16; ++ks) ldsm_x4_trans(vt[ks], sv + off_vt + ks * 2048);
-        const float* w = tab_update + kBlockN + len - 1 - 2 * q;
+      for (int ks = 0; ks < kKSteps; ++ks) {
+        sa[ks][0] = ET::pack(st[8 * ks + 0], st[8 * ks + 1]);
+        sa[ks][1] = ET::pack(st[8 * ks + 2], st[8 * ks + 3]);
+        sa[ks][2] = ET::pack(st[8 * ks + 4], st[8 * ks + 5]);
+        sa[ks][3] = ET::pack(st[8 * ks + 6], st[8 * ks + 7]);
+      }
+      if constexpr (kDual) {
+        // The state before this block, for the dK inter product (visible after the P barrier).
 #pragma unroll
-        for (int ks = 0; ks < kBlockN / 16; ++ks) {
-          const float w0 = w[-16 * ks], w1 = w[-(16 * ks + 1)], w8 = w[-(16 * ks + 8)],
-                      w9 = w[-(16 * ks + 9)];
-          const float2 f0 = ET::unpack(vt[ks][0]), f1 = ET::unpack(vt[ks][1]),
-                       f2 = ET::unpack(vt[ks][2]), f3 = ET::unpack(vt[ks][3]);
-          stsm_x4(sa_tile + off_p_row + (((2 * ks) ^ p_xor) << 4), ET::pack(f0.x * w0, f0.y * w1),
-                  ET::pack(f1.x * w0, f1.y * w1), ET::pack(f2.x * w8, f2.y * w9),
-                  ET::pack(f3.x * w8, f3.y * w9));
+        for (int ks = 0; ks < kKSteps; ++ks) {
+          stsm_x4_trans(sst + wg * T::kStateHalfBytes + off_st + ks * 2048, sa[ks][0], sa[ks][1],
+                        sa[ks][2], sa[ks][3]);
         }
       }
-      fence_proxy_async();  // the tile is read by wgmma
-      warpgroup_sync();     // every warp's rows of it are stored
-      wgmma_wait<0>();      // block blk - 1's update
-      wgmma_fence_operand(st);
-      // S^T <- lambda^(len - shift) S^T + (V^T diag(w)) K: K as the MN-major B operand.
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < kKSteps; ++ks) {
+        const uint32_t off = (ks / 4) * kHalf + (ks % 4) * 32;
+        wgmma_rs<Element, 64, 0>(oacc, sa[ks], wgmma_desc(sq_addr + off, 16, 1024), ks > 0);
+      }
+      wgmma_commit();
+    }
+
+    // 2. V^T fragments of this warp's value rows (A operands of the intra product and, scaled by
+    //    w[u] = update_scale lambda^(len-1-u) (0 past len), of the update).
+    uint32_t vt[kBlockN / 16][4], vw[kBlockN / 16][4];
+#pragma unroll
+    for (int ks = 0; ks < kBlockN / 16; ++ks) ldsm_x4_trans(vt[ks], sv + off_vt + ks * 2048);
+    {
+      // A fragment element layout: vt[ks][0]: tokens u, u+1 (u = 16ks + 2q); [1]: same tokens,
+      // row + 8; [2], [3]: tokens u + 8, u + 9.
+      // (kFlip: token 63 - u, so w[u] = update_scale lambda^(u - (64 - len)).)
+      const float* w = kFlip ? tab_update + len + 2 * q : tab_update + kBlockN + len - 1 - 2 * q;
+#pragma unroll
+      for (int ks = 0; ks < kBlockN / 16; ++ks) {
+        const float w0 = w[-kSign * 16 * ks], w1 = w[-kSign * (16 * ks + 1)],
+                    w8 = w[-kSign * (16 * ks + 8)], w9 = w[-kSign * (16 * ks + 9)];
+        float2 f = ET::unpack(vt[ks][0]);
+        vw[ks][0] = ET::pack(f.x * w0, f.y * w1);
+        f = ET::unpack(vt[ks][1]);
+        vw[ks][1] = ET::pack(f.x * w0, f.y * w1);
+        f = ET::unpack(vt[ks][2]);
+        vw[ks][2] = ET::pack(f.x * w8, f.y * w9);
+        f = ET::unpack(vt[ks][3]);
+        vw[ks][3] = ET::pack(f.x * w8, f.y * w9);
+      }
+    }
+
+    // 3. S^T <- lambda^len S^T + (V^T diag(w)) K: K as an MN-major operand (rows are tokens).
+    {
       const float block_decay = decay[len - shift];
 #pragma unroll
       for (int i = 0; i < kHeadDim / 2; ++i) st[i] *= block_decay;
       wgmma_fence();
-      const uint32_t sa_addr = smem_addr(sa_tile), sk_addr = smem_addr(sk);
 #pragma unroll
       for (int ks = 0; ks < kBlockN / 16; ++ks) {
-        wgmma_ss_tb<Element, kHeadDim>(st, wgmma_desc(sa_addr + ks * 32, 16, 1024),
-                                       wgmma_desc(sk_addr + ks * 2048, kHalf, 1024), 1);
+        wgmma_rs<Element, kHeadDim, 1>(st, vw[ks], wgmma_desc(sk_addr + ks * 2048, kHalf, 1024), 1);
       }
       wgmma_commit();
     }
-    wgmma_wait<0>();
-    wgmma_fence_operand(st);
-  } else {
-#pragma unroll
-    for (int blk = 0; blk < kStages - 1; ++blk) load_block(blk);
-    next_tiles(0);
-    if constexpr (kOut && kPrefetchP) {
-      if (num_blocks > 0) issue_p(0);
-    }
-    for (int blk = 0; blk < num_blocks; ++blk) {
-      if constexpr (kOut && !kPrefetchP) {
-        if (blk > 0) next_tiles(blk);
-        issue_p(blk);
-      }
-      unsigned char* sq = smem + (blk % kStages) * kStageBytes;
-      unsigned char* sk = sq + kKOffset;
-      unsigned char* sv = sk + T::kQBytes + wg * kHalf;  // this warpgroup's value slice
-      const uint32_t sk_addr = smem_addr(sk);
-      const int len = static_cast<int>(
-          min(static_cast<std::int64_t>(kBlockN), n_end - n_begin - blk * kBlockN));
-      // The first block of the sequence takes one power of lambda fewer on the initial state.
-      const int shift = (p.init_shift && seg == 0 && blk == 0) ? 1 : 0;
 
-      [[maybe_unused]] float oacc[32];
-      [[maybe_unused]] uint32_t sa[kKSteps][4];
-      if constexpr (kOut) {
-        const uint32_t sq_addr = smem_addr(sq);
-        // 1. (P of this block is in flight.) O^T = S^T Q^T (the state before this block, as
-        //    bf16/fp16 A fragments): a second group, in flight while the rest is prepared.
-#pragma unroll
-        for (int ks = 0; ks < kKSteps; ++ks) {
-          sa[ks][0] = ET::pack(st[8 * ks + 0], st[8 * ks + 1]);
-          sa[ks][1] = ET::pack(st[8 * ks + 2], st[8 * ks + 3]);
-          sa[ks][2] = ET::pack(st[8 * ks + 4], st[8 * ks + 5]);
-          sa[ks][3] = ET::pack(st[8 * ks + 6], st[8 * ks + 7]);
-        }
-        if constexpr (kDual) {
-          // The state before this block, for the dK inter product (visible after the P barrier).
-#pragma unroll
-          for (int ks = 0; ks < kKSteps; ++ks) {
-            stsm_x4_trans(sst + wg * T::kStateHalfBytes + off_st + ks * 2048, sa[ks][0], sa[ks][1],
-                          sa[ks][2], sa[ks][3]);
-          }
-        }
-        wgmma_fence();
-#pragma unroll
-        for (int ks = 0; ks < kKSteps; ++ks) {
-          const uint32_t off = (ks / 4) * kHalf + (ks % 4) * 32;
-          wgmma_rs<Element, 64, 0>(oacc, sa[ks], wgmma_desc(sq_addr + off, 16, 1024), ks > 0);
-        }
-        wgmma_commit();
-      }
+    if constexpr (kOut) {
+      // 4. Mask and decay this warpgroup's keys of P (query t = 16w + g + 8 half, key
+      //    u = 8J + 2q + c with J = j0 + j), to shared memory.
+      wgmma_wait<2>();
+      wgmma_fence_operand(pacc);
+      mask_store(sp);
+      fence_proxy_async();
+      if constexpr (kDual) issue_p2(blk);  // pacc is free again
 
-      // 2. V^T fragments of this warp's value rows (A operands of the intra product and, scaled by
-      //    w[u] = update_scale lambda^(len-1-u) (0 past len), of the update).
-      uint32_t vt[kBlockN / 16][4], vw[kBlockN / 16][4];
-#pragma unroll
-      for (int ks = 0; ks < kBlockN / 16; ++ks) ldsm_x4_trans(vt[ks], sv + off_vt + ks * 2048);
+      // 5. Columns of the inter part scaled by inter_scale lambda^(t + 1 - shift).
+      wgmma_wait<kDual ? 2 : 1>();
+      wgmma_fence_operand(oacc);
       {
-        // A fragment element layout: vt[ks][0]: tokens u, u+1 (u = 16ks + 2q); [1]: same tokens,
-        // row + 8; [2], [3]: tokens u + 8, u + 9.
-        // (kFlip: token 63 - u, so w[u] = update_scale lambda^(u - (64 - len)).)
-        const float* w = kFlip ? tab_update + len + 2 * q : tab_update + kBlockN + len - 1 - 2 * q;
+        // (kFlip: query 63 - t, lambda^(64 - t - shift).)
+        const float* w =
+            kFlip ? tab_inter + kBlockN - shift - 2 * q : tab_inter + 1 - shift + 2 * q;
 #pragma unroll
-        for (int ks = 0; ks < kBlockN / 16; ++ks) {
-          const float w0 = w[-kSign * 16 * ks], w1 = w[-kSign * (16 * ks + 1)],
-                      w8 = w[-kSign * (16 * ks + 8)], w9 = w[-kSign * (16 * ks + 9)];
-          float2 f = ET::unpack(vt[ks][0]);
-          vw[ks][0] = ET::pack(f.x * w0, f.y * w1);
-          f = ET::unpack(vt[ks][1]);
-          vw[ks][1] = ET::pack(f.x * w0, f.y * w1);
-          f = ET::unpack(vt[ks][2]);
-          vw[ks][2] = ET::pack(f.x * w8, f.y * w9);
-          f = ET::unpack(vt[ks][3]);
-          vw[ks][3] = ET::pack(f.x * w8, f.y * w9);
+        for (int j = 0; j < kBlockN / 8; ++j) {
+          oacc[4 * j + 0] *= w[kSign * 8 * j];
+          oacc[4 * j + 1] *= w[kSign * (8 * j + 1)];
+          oacc[4 * j + 2] *= w[kSign * 8 * j];
+          oacc[4 * j + 3] *= w[kSign * (8 * j + 1)];
         }
       }
-
-      // 3. S^T <- lambda^len S^T + (V^T diag(w)) K: K as an MN-major operand (rows are tokens).
-      {
-        const float block_decay = decay[len - shift];
-#pragma unroll
-        for (int i = 0; i < kHeadDim / 2; ++i) st[i] *= block_decay;
-        wgmma_fence();
-#pragma unroll
-        for (int ks = 0; ks < kBlockN / 16; ++ks) {
-          wgmma_rs<Element, kHeadDim, 1>(st, vw[ks], wgmma_desc(sk_addr + ks * 2048, kHalf, 1024),
-                                         1);
-        }
-        wgmma_commit();
+      if constexpr (kTma) {
+        // The store before last has been read out of the staging tile this block's output reuses
+        // (visible to the warpgroup after the barrier).
+        if (wg_tid == 0) bulk_wait_read<1>();
       }
+      __syncthreads();  // P is complete (every warpgroup's keys)
 
-      if constexpr (kOut) {
-        // 4. Mask and decay this warpgroup's keys of P (query t = 16w + g + 8 half, key
-        //    u = 8J + 2q + c with J = j0 + j), to shared memory.
-        wgmma_wait<2>();
+      // 6. O^T += V^T P^T (intra part): P as the K-major B operand (rows are queries). V^T is
+      //    read again rather than kept in registers since step 2 (the registers are short).
+      uint32_t vt2[kBlockN / 16][4];
+#pragma unroll
+      for (int ks = 0; ks < kBlockN / 16; ++ks) ldsm_x4_trans(vt2[ks], sv + off_vt + ks * 2048);
+      wgmma_fence();
+      const uint32_t sp_addr = smem_addr(sp);
+#pragma unroll
+      for (int ks = 0; ks < kBlockN / 16; ++ks) {
+        wgmma_rs<Element, 64, 0>(oacc, vt2[ks], wgmma_desc(sp_addr + ks * 32, 16, 1024), 1);
+      }
+      wgmma_commit();
+      wgmma_wait<0>();
+      wgmma_fence_operand(oacc);
+      wgmma_fence_operand(st);
+
+      if constexpr (kDual) {
         wgmma_fence_operand(pacc);
-        mask_store(sp);
+        mask_store(sp2);
         fence_proxy_async();
-        if constexpr (kDual) issue_p2(blk);  // pacc is free again
+      } else if (kPrefetchP && blk + 1 < num_blocks) {
+        // The next block's tiles, and its P issued before this block's outputs are stored.
+        next_tiles(blk + 1);
+        issue_p(blk + 1);
+      }
 
-        // 5. Columns of the inter part scaled by inter_scale lambda^(t + 1 - shift).
-        wgmma_wait<kDual ? 2 : 1>();
-        wgmma_fence_operand(oacc);
-        {
-          // (kFlip: query 63 - t, lambda^(64 - t - shift).)
-          const float* w =
-              kFlip ? tab_inter + kBlockN - shift - 2 * q : tab_inter + 1 - shift + 2 * q;
+      // 7. Stage O^T as O (tokens, e) for coalesced stores: with TMA as a swizzled tile (token
+      //    row r, value chunk c at chunk c ^ (r % 8)) that one thread hands to the copy engine.
+      const std::int64_t t0 = static_cast<std::int64_t>(blk) * kBlockN;
+      if constexpr (kTma) {
+        unsigned char* st_tile = reinterpret_cast<unsigned char*>(so) + (nstore & 1) * kHalf;
+        const int off = (8 * (mat / 2) + mrow) * 128 + (((2 * warp + mat % 2) ^ mrow) << 4);
 #pragma unroll
-          for (int j = 0; j < kBlockN / 8; ++j) {
-            oacc[4 * j + 0] *= w[kSign * 8 * j];
-            oacc[4 * j + 1] *= w[kSign * (8 * j + 1)];
-            oacc[4 * j + 2] *= w[kSign * 8 * j];
-            oacc[4 * j + 3] *= w[kSign * (8 * j + 1)];
+        for (int j = 0; j < kBlockN / 8; j += 2) {
+          stsm_x4_trans(st_tile + off + 8 * j * 128, ET::pack(oacc[4 * j], oacc[4 * j + 1]),
+                        ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
+                        ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
+                        ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
+        }
+        fence_proxy_async();  // the staged tile is read by the copy engine (the async proxy)
+        warpgroup_sync();
+        if (kFlip && tile_row(blk) < 0) {
+          copy_out_flipped(st_tile, o_ptr, p.o_stride[2], len, blk);
+        } else {
+          if (wg_tid == 0) {
+            tma_store_4d(&p.tm_o, st_tile, e0, tile_row(blk), static_cast<int>(hh),
+                         static_cast<int>(bb));
+            bulk_commit();
+          }
+          ++nstore;
+        }
+      } else {
+#pragma unroll
+        for (int j = 0; j < kBlockN / 8; j += 2) {
+          stsm_x4_trans(so + off_o + 8 * j * T::kOStride, ET::pack(oacc[4 * j], oacc[4 * j + 1]),
+                        ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
+                        ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
+                        ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
+        }
+        warpgroup_sync();  // the staging tile is complete
+        constexpr int kEChunks = T::kSliceE / 8;
+#pragma unroll
+        for (int i = wg_tid; i < kBlockN * kEChunks; i += 128) {
+          const int t = i / kEChunks;
+          const int c = i % kEChunks;
+          if (t < len) {
+            *reinterpret_cast<uint4*>(o_ptr + (t0 + t) * p.o_stride[2] + c * 8) =
+                *reinterpret_cast<const uint4*>(so + t * T::kOStride + c * 8);
           }
         }
-        if constexpr (kTma) {
-          // The store before last has been read out of the staging tile this block's output reuses
-          // (visible to the warpgroup after the barrier).
-          if (wg_tid == 0) bulk_wait_read<1>();
-        }
-        __syncthreads();  // P is complete (every warpgroup's keys)
+      }
 
-        // 6. O^T += V^T P^T (intra part): P as the K-major B operand (rows are queries). V^T is
-        //    read again rather than kept in registers since step 2 (the registers are short).
-        uint32_t vt2[kBlockN / 16][4];
+      if constexpr (kDual) {
+        // 8. o2 = X S^T (the state before this block, bf16 in sst; rows tokens, 64 columns d per
+        //    chunk) scaled by inter_scale lambda^(t + 1 - shift), + P2 K (intra: K as the
+        //    MN-major B operand). Chunks of 64 d go round the warpgroups; a warpgroup without a
+        //    chunk of its own (D = 64, E = 128) computes one again without storing it, since a
+        //    wgmma under a branch on the warpgroup would serialise every wgmma of the kernel.
+        __syncthreads();  // P2 and the state tile are complete
+        const uint32_t sx_addr = smem_addr(sq + kXOffset);
+        const uint32_t sst_addr = smem_addr(sst);
+        const uint32_t sp2_addr = smem_addr(sp2);
+        constexpr int kDChunks = kHeadDim / 64;
 #pragma unroll
-        for (int ks = 0; ks < kBlockN / 16; ++ks) ldsm_x4_trans(vt2[ks], sv + off_vt + ks * 2048);
-        wgmma_fence();
-        const uint32_t sp_addr = smem_addr(sp);
+        for (int c0 = 0; c0 < kDChunks; c0 += T::kWarpgroups) {
+          const bool owner = c0 + wg < kDChunks;
+          const int c = (c0 + wg) % kDChunks;
+          {
+            wgmma_fence();
 #pragma unroll
-        for (int ks = 0; ks < kBlockN / 16; ++ks) {
-          wgmma_rs<Element, 64, 0>(oacc, vt2[ks], wgmma_desc(sp_addr + ks * 32, 16, 1024), 1);
+            for (int ks = 0; ks < kValueDim / 16; ++ks) {
+              wgmma_ss<Element, 64>(
+                  oacc, wgmma_desc(sx_addr + (ks / 4) * kHalf + (ks % 4) * 32, 16, 1024),
+                  wgmma_desc(
+                      sst_addr + (ks / 4) * T::kStateHalfBytes + c * 64 * 128 + (ks % 4) * 32, 16,
+                      1024),
+                  ks > 0);
+            }
+            wgmma_commit();
+            wgmma_wait<0>();
+            wgmma_fence_operand(oacc);
+            {
+              const int t = 16 * warp + g;
+              const float f0 = kFlip ? tab_inter[kBlockN - shift - t] : tab_inter[t + 1 - shift];
+              const float f1 =
+                  kFlip ? tab_inter[kBlockN - 8 - shift - t] : tab_inter[t + 9 - shift];
+#pragma unroll
+              for (int j = 0; j < 8; ++j) {
+                oacc[4 * j + 0] *= f0;
+                oacc[4 * j + 1] *= f0;
+                oacc[4 * j + 2] *= f1;
+                oacc[4 * j + 3] *= f1;
+              }
+            }
+            wgmma_fence();
+#pragma unroll
+            for (int ks = 0; ks < kBlockN / 16; ++ks) {
+              wgmma_ss_tb<Element, 64>(oacc, wgmma_desc(sp2_addr + ks * 32, 16, 1024),
+                                       wgmma_desc(sk_addr + c * kHalf + ks * 2048, kHalf, 1024), 1);
+            }
+            wgmma_commit();
+            wgmma_wait<0>();
+            wgmma_fence_operand(oacc);
+            if constexpr (kTma) {
+              // As for O: the store before last has left the staging tile this one reuses. A
+              // warpgroup without a chunk of its own stages it all the same (barriers under a
+              // branch on the warpgroup serialise the kernel's wgmma, C7518) but stores nothing
+              // and keeps its tile count.
+              if (wg_tid == 0) bulk_wait_read<1>();
+              warpgroup_sync();
+              unsigned char* st_tile = reinterpret_cast<unsigned char*>(so) + (nstore & 1) * kHalf;
+              // Rows are tokens 16 warp + 8 (i % 2) + lane % 8 (the rows' low bits = lane % 8),
+              // 16-byte chunk j + i / 2, swizzled.
+              const int row = 16 * warp + 8 * (mat % 2) + mrow;
+              const int x = (mat / 2) ^ mrow;
+#pragma unroll
+              for (int j = 0; j < 8; j += 2) {
+                stsm_x4(st_tile + row * 128 + ((j ^ x) << 4),
+                        ET::pack(oacc[4 * j], oacc[4 * j + 1]),
+                        ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
+                        ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
+                        ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
+              }
+              fence_proxy_async();
+              warpgroup_sync();
+              if (tile_row(blk) < 0) {
+                copy_out_flipped(st_tile, o2_ptr + c * 64, p.o2_stride[2], owner ? len : 0, blk);
+              } else {
+                if (owner && wg_tid == 0) {
+                  tma_store_4d(&p.tm_o2, st_tile, c * 64, tile_row(blk), static_cast<int>(hh),
+                               static_cast<int>(bb));
+                  bulk_commit();
+                }
+                nstore += owner ? 1 : 0;
+              }
+            } else {
+              warpgroup_sync();  // this warpgroup's stores from the staging tile are done
+#pragma unroll
+              for (int j = 0; j < 8; j += 2) {
+                stsm_x4(so + off_o2 + 8 * j, ET::pack(oacc[4 * j], oacc[4 * j + 1]),
+                        ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
+                        ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
+                        ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
+              }
+              warpgroup_sync();  // the staging tile is complete
+#pragma unroll
+              for (int i = wg_tid; i < kBlockN * 8; i += 128) {
+                const int tt = i / 8;
+                const int cc = i % 8;
+                if (owner && tt < len) {
+                  *reinterpret_cast<uint4*>(o2_ptr + (t0 + tt) * p.o2_stride[2] + c * 64 + cc * 8) =
+                      *reinterpret_cast<const uint4*>(so + tt * T::kOStride + cc * 8);
+                }
+              }
+            }
+          }
         }
-        wgmma_commit();
-        wgmma_wait<0>();
-        wgmma_fence_operand(oacc);
-        wgmma_fence_operand(st);
-
-        if constexpr (kDual) {
-          wgmma_fence_operand(pacc);
-          mask_store(sp2);
-          fence_proxy_async();
-        } else if (kPrefetchP && blk + 1 < num_blocks) {
-          // The next block's tiles, and its P issued before this block's outputs are stored.
+        if (kPrefetchP && blk + 1 < num_blocks) {
           next_tiles(blk + 1);
           issue_p(blk + 1);
         }
-
-        // 7. Stage O^T as O (tokens, e) for coalesced stores: with TMA as a swizzled tile (token
-        //    row r, value chunk c at chunk c ^ (r % 8)) that one thread hands to the copy engine.
-        const std::int64_t t0 = static_cast<std::int64_t>(blk) * kBlockN;
-        if constexpr (kTma) {
-          unsigned char* st_tile = reinterpret_cast<unsigned char*>(so) + (nstore & 1) * kHalf;
-          const int off = (8 * (mat / 2) + mrow) * 128 + (((2 * warp + mat % 2) ^ mrow) << 4);
-#pragma unroll
-          for (int j = 0; j < kBlockN / 8; j += 2) {
-            stsm_x4_trans(st_tile + off + 8 * j * 128, ET::pack(oacc[4 * j], oacc[4 * j + 1]),
-                          ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
-                          ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
-                          ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
-          }
-          fence_proxy_async();  // the staged tile is read by the copy engine (the async proxy)
-          warpgroup_sync();
-          if (kFlip && tile_row(blk) < 0) {
-            copy_out_flipped(st_tile, o_ptr, p.o_stride[2], len, blk);
-          } else {
-            if (wg_tid == 0) {
-              tma_store_4d(&p.tm_o, st_tile, e0, tile_row(blk), static_cast<int>(hh),
-                           static_cast<int>(bb));
-              bulk_commit();
-            }
-            ++nstore;
-          }
-        } else {
-#pragma unroll
-          for (int j = 0; j < kBlockN / 8; j += 2) {
-            stsm_x4_trans(so + off_o + 8 * j * T::kOStride, ET::pack(oacc[4 * j], oacc[4 * j + 1]),
-                          ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
-                          ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
-                          ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
-          }
-          warpgroup_sync();  // the staging tile is complete
-          constexpr int kEChunks = T::kSliceE / 8;
-#pragma unroll
-          for (int i = wg_tid; i < kBlockN * kEChunks; i += 128) {
-            const int t = i / kEChunks;
-            const int c = i % kEChunks;
-            if (t < len) {
-              *reinterpret_cast<uint4*>(o_ptr + (t0 + t) * p.o_stride[2] + c * 8) =
-                  *reinterpret_cast<const uint4*>(so + t * T::kOStride + c * 8);
-            }
-          }
-        }
-
-        if constexpr (kDual) {
-          // 8. o2 = X S^T (the state before this block, bf16 in sst; rows tokens, 64 columns d per
-          //    chunk) scaled by inter_scale lambda^(t + 1 - shift), + P2 K (intra: K as the
-          //    MN-major B operand). Chunks of 64 d go round the warpgroups; a warpgroup without a
-          //    chunk of its own (D = 64, E = 128) computes one again without storing it, since a
-          //    wgmma under a branch on the warpgroup would serialise every wgmma of the kernel.
-          __syncthreads();  // P2 and the state tile are complete
-          const uint32_t sx_addr = smem_addr(sq + kXOffset);
-          const uint32_t sst_addr = smem_addr(sst);
-          const uint32_t sp2_addr = smem_addr(sp2);
-          constexpr int kDChunks = kHeadDim / 64;
-#pragma unroll
-          for (int c0 = 0; c0 < kDChunks; c0 += T::kWarpgroups) {
-            const bool owner = c0 + wg < kDChunks;
-            const int c = (c0 + wg) % kDChunks;
-            {
-              wgmma_fence();
-#pragma unroll
-              for (int ks = 0; ks < kValueDim / 16; ++ks) {
-                wgmma_ss<Element, 64>(
-                    oacc, wgmma_desc(sx_addr + (ks / 4) * kHalf + (ks % 4) * 32, 16, 1024),
-                    wgmma_desc(
-                        sst_addr + (ks / 4) * T::kStateHalfBytes + c * 64 * 128 + (ks % 4) * 32, 16,
-                        1024),
-                    ks > 0);
-              }
-              wgmma_commit();
-              wgmma_wait<0>();
-              wgmma_fence_operand(oacc);
-              {
-                const int t = 16 * warp + g;
-                const float f0 = kFlip ? tab_inter[kBlockN - shift - t] : tab_inter[t + 1 - shift];
-                const float f1 =
-                    kFlip ? tab_inter[kBlockN - 8 - shift - t] : tab_inter[t + 9 - shift];
-#pragma unroll
-                for (int j = 0; j < 8; ++j) {
-                  oacc[4 * j + 0] *= f0;
-                  oacc[4 * j + 1] *= f0;
-                  oacc[4 * j + 2] *= f1;
-                  oacc[4 * j + 3] *= f1;
-                }
-              }
-              wgmma_fence();
-#pragma unroll
-              for (int ks = 0; ks < kBlockN / 16; ++ks) {
-                wgmma_ss_tb<Element, 64>(oacc, wgmma_desc(sp2_addr + ks * 32, 16, 1024),
-                                         wgmma_desc(sk_addr + c * kHalf + ks * 2048, kHalf, 1024),
-                                         1);
-              }
-              wgmma_commit();
-              wgmma_wait<0>();
-              wgmma_fence_operand(oacc);
-              if constexpr (kTma) {
-                // As for O: the store before last has left the staging tile this one reuses. A
-                // warpgroup without a chunk of its own stages it all the same (barriers under a
-                // branch on the warpgroup serialise the kernel's wgmma, C7518) but stores nothing
-                // and keeps its tile count.
-                if (wg_tid == 0) bulk_wait_read<1>();
-                warpgroup_sync();
-                unsigned char* st_tile =
-                    reinterpret_cast<unsigned char*>(so) + (nstore & 1) * kHalf;
-                // Rows are tokens 16 warp + 8 (i % 2) + lane % 8 (the rows' low bits = lane % 8),
-                // 16-byte chunk j + i / 2, swizzled.
-                const int row = 16 * warp + 8 * (mat % 2) + mrow;
-                const int x = (mat / 2) ^ mrow;
-#pragma unroll
-                for (int j = 0; j < 8; j += 2) {
-                  stsm_x4(st_tile + row * 128 + ((j ^ x) << 4),
-                          ET::pack(oacc[4 * j], oacc[4 * j + 1]),
-                          ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
-                          ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
-                          ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
-                }
-                fence_proxy_async();
-                warpgroup_sync();
-                if (tile_row(blk) < 0) {
-                  copy_out_flipped(st_tile, o2_ptr + c * 64, p.o2_stride[2], owner ? len : 0, blk);
-                } else {
-                  if (owner && wg_tid == 0) {
-                    tma_store_4d(&p.tm_o2, st_tile, c * 64, tile_row(blk), static_cast<int>(hh),
-                                 static_cast<int>(bb));
-                    bulk_commit();
-                  }
-                  nstore += owner ? 1 : 0;
-                }
-              } else {
-                warpgroup_sync();  // this warpgroup's stores from the staging tile are done
-#pragma unroll
-                for (int j = 0; j < 8; j += 2) {
-                  stsm_x4(so + off_o2 + 8 * j, ET::pack(oacc[4 * j], oacc[4 * j + 1]),
-                          ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
-                          ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
-                          ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
-                }
-                warpgroup_sync();  // the staging tile is complete
-#pragma unroll
-                for (int i = wg_tid; i < kBlockN * 8; i += 128) {
-                  const int tt = i / 8;
-                  const int cc = i % 8;
-                  if (owner && tt < len) {
-                    *reinterpret_cast<uint4*>(o2_ptr + (t0 + tt) * p.o2_stride[2] + c * 64 +
-                                              cc * 8) =
-                        *reinterpret_cast<const uint4*>(so + tt * T::kOStride + cc * 8);
-                  }
-                }
-              }
-            }
-          }
-          if (kPrefetchP && blk + 1 < num_blocks) {
-            next_tiles(blk + 1);
-            issue_p(blk + 1);
-          }
-        }
       }
+    } else {
+      wgmma_wait<0>();
+      wgmma_fence_operand(st);
+      if (blk + 1 < num_blocks) next_tiles(blk + 1);
     }
-  }  // kOut
+  }
 
   // The state after the last block: a segment's local state, or the final state.
   const StateView out = state_destination<kHeadDim, kValueDim, kMode>(p, where);

@@ -67,7 +67,7 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[kN / 2],
 // when two warpgroups share it), the fused backward's dK products (SS, 64 x 64, B K-major or
 // MN-major), the register
 // products into 64 columns (K-major B: the inter and intra products) and the update's MN-major B
-// with 64 or 128 columns, from registers or (the local-state pass) from shared memory.
+// with 64 or 128 columns.
 #define LIGHTNING_WGMMA_32 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}"
 #define LIGHTNING_WGMMA_64                                                       \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, " \
@@ -98,76 +98,66 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[kN / 2],
       "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]),  \
       "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),  \
       "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-#define LIGHTNING_WGMMA_SPECIALISE(Element, ptx)                                                   \
-  template <>                                                                                      \
-  __device__ __forceinline__ void wgmma_ss<Element, 32>(float(&d)[16], uint64_t a, uint64_t b,     \
-                                                        int acc) {                                 \
-    asm volatile(                                                                                  \
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"                                               \
-        "wgmma.mma_async.sync.aligned.m64n32k16.f32." ptx "." ptx " " LIGHTNING_WGMMA_32           \
-        ", %16, %17, p, 1, 1, 0, 0;\n}\n"                                                          \
-        : LIGHTNING_WGMMA_D16                                                                      \
-        : "l"(a), "l"(b), "r"(acc));                                                               \
-  }                                                                                                \
-  template <>                                                                                      \
-  __device__ __forceinline__ void wgmma_ss<Element, 64>(float(&d)[32], uint64_t a, uint64_t b,     \
-                                                        int acc) {                                 \
-    asm volatile(                                                                                  \
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                               \
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32." ptx "." ptx " " LIGHTNING_WGMMA_64           \
-        ", %32, %33, p, 1, 1, 0, 0;\n}\n"                                                          \
-        : LIGHTNING_WGMMA_D32                                                                      \
-        : "l"(a), "l"(b), "r"(acc));                                                               \
-  }                                                                                                \
-  template <>                                                                                      \
-  __device__ __forceinline__ void wgmma_ss_tb<Element, 64>(float(&d)[32], uint64_t a, uint64_t b,  \
-                                                           int acc) {                              \
-    asm volatile(                                                                                  \
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                               \
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32." ptx "." ptx " " LIGHTNING_WGMMA_64           \
-        ", %32, %33, p, 1, 1, 0, 1;\n}\n"                                                          \
-        : LIGHTNING_WGMMA_D32                                                                      \
-        : "l"(a), "l"(b), "r"(acc));                                                               \
-  }                                                                                                \
-  template <>                                                                                      \
-  __device__ __forceinline__ void wgmma_ss_tb<Element, 128>(float(&d)[64], uint64_t a, uint64_t b, \
-                                                            int acc) {                             \
-    asm volatile(                                                                                  \
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                               \
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32." ptx "." ptx " " LIGHTNING_WGMMA_128         \
-        ", %64, %65, p, 1, 1, 0, 1;\n}\n"                                                          \
-        : LIGHTNING_WGMMA_D64                                                                      \
-        : "l"(a), "l"(b), "r"(acc));                                                               \
-  }                                                                                                \
-  template <>                                                                                      \
-  __device__ __forceinline__ void wgmma_rs<Element, 64, 0>(float(&d)[32], const uint32_t(&a)[4],   \
-                                                           uint64_t b, int acc) {                  \
-    asm volatile(                                                                                  \
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                               \
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32." ptx "." ptx " " LIGHTNING_WGMMA_64           \
-        ", {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"                                            \
-        : LIGHTNING_WGMMA_D32                                                                      \
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(acc));                           \
-  }                                                                                                \
-  template <>                                                                                      \
-  __device__ __forceinline__ void wgmma_rs<Element, 64, 1>(float(&d)[32], const uint32_t(&a)[4],   \
-                                                           uint64_t b, int acc) {                  \
-    asm volatile(                                                                                  \
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                               \
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32." ptx "." ptx " " LIGHTNING_WGMMA_64           \
-        ", {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"                                            \
-        : LIGHTNING_WGMMA_D32                                                                      \
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(acc));                           \
-  }                                                                                                \
-  template <>                                                                                      \
-  __device__ __forceinline__ void wgmma_rs<Element, 128, 1>(float(&d)[64], const uint32_t(&a)[4],  \
-                                                            uint64_t b, int acc) {                 \
-    asm volatile(                                                                                  \
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"                                               \
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32." ptx "." ptx " " LIGHTNING_WGMMA_128         \
-        ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"                                            \
-        : LIGHTNING_WGMMA_D64                                                                      \
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(acc));                           \
+#define LIGHTNING_WGMMA_SPECIALISE(Element, ptx)                                                  \
+  template <>                                                                                     \
+  __device__ __forceinline__ void wgmma_ss<Element, 32>(float(&d)[16], uint64_t a, uint64_t b,    \
+                                                        int acc) {                                \
+    asm volatile(                                                                                 \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"                                              \
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32." ptx "." ptx " " LIGHTNING_WGMMA_32          \
+        ", %16, %17, p, 1, 1, 0, 0;\n}\n"                                                         \
+        : LIGHTNING_WGMMA_D16                                                                     \
+        : "l"(a), "l"(b), "r"(acc));                                                              \
+  }                                                                                               \
+  template <>                                                                                     \
+  __device__ __forceinline__ void wgmma_ss<Element, 64>(float(&d)[32], uint64_t a, uint64_t b,    \
+                                                        int acc) {                                \
+    asm volatile(                                                                                 \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                              \
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32." ptx "." ptx " " LIGHTNING_WGMMA_64          \
+        ", %32, %33, p, 1, 1, 0, 0;\n}\n"                                                         \
+        : LIGHTNING_WGMMA_D32                                                                     \
+        : "l"(a), "l"(b), "r"(acc));                                                              \
+  }                                                                                               \
+  template <>                                                                                     \
+  __device__ __forceinline__ void wgmma_ss_tb<Element, 64>(float(&d)[32], uint64_t a, uint64_t b, \
+                                                           int acc) {                             \
+    asm volatile(                                                                                 \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                              \
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32." ptx "." ptx " " LIGHTNING_WGMMA_64          \
+        ", %32, %33, p, 1, 1, 0, 1;\n}\n"                                                         \
+        : LIGHTNING_WGMMA_D32                                                                     \
+        : "l"(a), "l"(b), "r"(acc));                                                              \
+  }                                                                                               \
+  template <>                                                                                     \
+  __device__ __forceinline__ void wgmma_rs<Element, 64, 0>(float(&d)[32], const uint32_t(&a)[4],  \
+                                                           uint64_t b, int acc) {                 \
+    asm volatile(                                                                                 \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                              \
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32." ptx "." ptx " " LIGHTNING_WGMMA_64          \
+        ", {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"                                           \
+        : LIGHTNING_WGMMA_D32                                                                     \
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(acc));                          \
+  }                                                                                               \
+  template <>                                                                                     \
+  __device__ __forceinline__ void wgmma_rs<Element, 64, 1>(float(&d)[32], const uint32_t(&a)[4],  \
+                                                           uint64_t b, int acc) {                 \
+    asm volatile(                                                                                 \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                              \
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32." ptx "." ptx " " LIGHTNING_WGMMA_64          \
+        ", {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"                                           \
+        : LIGHTNING_WGMMA_D32                                                                     \
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(acc));                          \
+  }                                                                                               \
+  template <>                                                                                     \
+  __device__ __forceinline__ void wgmma_rs<Element, 128, 1>(float(&d)[64], const uint32_t(&a)[4], \
+                                                            uint64_t b, int acc) {                \
+    asm volatile(                                                                                 \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"                                              \
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32." ptx "." ptx " " LIGHTNING_WGMMA_128        \
+        ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"                                           \
+        : LIGHTNING_WGMMA_D64                                                                     \
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(acc));                          \
   }
 
 LIGHTNING_WGMMA_SPECIALISE(__nv_bfloat16, "bf16")
