@@ -8,7 +8,8 @@
 //   lightning-probe-chains [--json PATH] [--repeats N]
 //
 // bf16, H = 32, D = E = 128, [B, H, N, D], alibi-like slopes; both passes are the library's
-// kernels (forward.cuh) with cp.async loads, launched directly with a hand-made split. Cold L2:
+// kernels (forward.cuh), each with cp.async loads and with TMA loads (the library's output pass
+// takes TMA, its local-state pass cp.async), launched directly with a hand-made split. Cold L2:
 // a 256 MiB buffer is rewritten before every sample. Exit 77 where there is no CUDA device.
 #include <algorithm>
 #include <cmath>
@@ -24,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "forward.cuh"
+#include "launch.h"
 
 #ifndef LIGHTNING_PROBE_GIT_SHA
 #define LIGHTNING_PROBE_GIT_SHA "unknown"
@@ -51,6 +53,7 @@ __global__ void fill_kernel(Element* x, std::int64_t count, std::uint32_t seed) 
 
 struct Case {
   const char* pass;     // "local_state" or "output"
+  bool tma;             // TMA loads (else cp.async)
   std::int64_t b;       // batch (thread blocks = b * 32 heads * pieces)
   std::int64_t n;       // sequence length
   std::int64_t pieces;  // local-state pass: pieces of the first half of the sequence
@@ -103,10 +106,14 @@ int main(int argc, char** argv) {
   // Local-state cases: the first half of a 128k sequence (the second is the last segment, which
   // the pass skips) in 1, 2 or 4 pieces per head, or the first half of 32k at B = 4.
   // Output cases: one thread block per (b, h) over its whole sequence.
-  const std::vector<Case> cases = {{"local_state", 1, 131072, 1}, {"local_state", 1, 131072, 2},
-                                   {"local_state", 1, 131072, 4}, {"local_state", 4, 32768, 1},
-                                   {"output", 1, 32768, 1},       {"output", 2, 32768, 1},
-                                   {"output", 4, 32768, 1}};
+  std::vector<Case> cases;
+  for (const bool tma : {false, true}) {
+    for (const std::int64_t pieces : {1, 2, 4}) {
+      cases.push_back({"local_state", tma, 1, 131072, pieces});
+    }
+    cases.push_back({"local_state", tma, 4, 32768, 1});
+    for (const std::int64_t b : {1, 2, 4}) cases.push_back({"output", tma, b, 32768, 1});
+  }
   const std::int64_t max_elems = 4 * kHeads * 32768 * kDim;  // every case has 4M tokens x heads
   Element *q, *k, *v, *o;
   float *s, *workspace;
@@ -127,14 +134,22 @@ int main(int argc, char** argv) {
   for (std::int64_t i = 0; i < kHeads; ++i) slopes[i] = std::exp2(-8.f * (i + 1) / kHeads);
   check(cudaMemcpy(s, slopes.data(), kHeads * sizeof(float), cudaMemcpyHostToDevice), "slopes");
 
-  auto local = lightning_fwd_kernel<Element, kDim, kDim, FwdMode::kLocalState, false>;
-  auto output = lightning_fwd_kernel<Element, kDim, kDim, FwdMode::kOutput, false>;
-  check(cudaFuncSetAttribute(local, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(Traits::kLocalSmemBytes)),
-        "local-state pass attributes");
-  check(cudaFuncSetAttribute(output, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(Traits::kSmemBytes)),
-        "output pass attributes");
+  // [tma][pass]: the kernel and its shared memory.
+  using Kernel = void (*)(FwdKernelParams);
+  const Kernel kernels[2][2] = {
+      {lightning_fwd_kernel<Element, kDim, kDim, FwdMode::kLocalState, false>,
+       lightning_fwd_kernel<Element, kDim, kDim, FwdMode::kOutput, false>},
+      {lightning_fwd_kernel<Element, kDim, kDim, FwdMode::kLocalState, true>,
+       lightning_fwd_kernel<Element, kDim, kDim, FwdMode::kOutput, true>}};
+  const std::size_t smem[2][2] = {{Traits::kLocalSmemBytes, Traits::kSmemBytes},
+                                  {Traits::kLocalSmemBytes, Traits::kTmaSmemBytes}};
+  for (int t = 0; t < 2; ++t) {
+    for (int k = 0; k < 2; ++k) {
+      check(cudaFuncSetAttribute(kernels[t][k], cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(smem[t][k])),
+            "kernel attributes");
+    }
+  }
   cudaEvent_t start, stop;
   check(cudaEventCreate(&start), "event");
   check(cudaEventCreate(&stop), "event");
@@ -161,17 +176,20 @@ int main(int argc, char** argv) {
     p.segments = is_local ? 2 : 1;
     p.segment_len = is_local ? c.n / 2 : c.n;
     p.local_pieces = is_local ? c.pieces : 1;
+    p.use_tma = c.tma;
+    const lightning::Shape shape{c.b, kHeads, c.n, kDim, kDim};
+    if (c.tma && !encode_tma_maps(p, LIGHTNING_BF16, shape)) {
+      std::fprintf(stderr, "lightning-probe-chains: the TMA maps cannot be encoded here\n");
+      return 1;
+    }
     Result r{c};
     r.blocks = c.b * kHeads * (is_local ? c.pieces : 1);
     r.tokens_per_block = is_local ? c.n / 2 / c.pieces : c.n;
     for (int i = 0; i < repeats + 2; ++i) {
       check(cudaMemsetAsync(flush, i & 0xff, kFlushBytes), "flush");
       check(cudaEventRecord(start), "record");
-      if (is_local) {
-        local<<<static_cast<unsigned>(r.blocks), Traits::kThreads, Traits::kLocalSmemBytes>>>(p);
-      } else {
-        output<<<static_cast<unsigned>(r.blocks), Traits::kThreads, Traits::kSmemBytes>>>(p);
-      }
+      const int t = c.tma ? 1 : 0, k = is_local ? 0 : 1;
+      kernels[t][k]<<<static_cast<unsigned>(r.blocks), Traits::kThreads, smem[t][k]>>>(p);
       check(cudaGetLastError(), "launch");
       check(cudaEventRecord(stop), "record");
       check(cudaEventSynchronize(stop), "run");
@@ -197,11 +215,10 @@ int main(int argc, char** argv) {
                            {"l2_bytes", prop.l2CacheSize},
                            {"driver", driver},
                            {"runtime", runtime}};
-  report["setup"] = {{"dtype", "bf16"},    {"heads", kHeads},  {"d", kDim},
-                     {"e", kDim},          {"layout", "bhnd"}, {"loads", "cp.async"},
-                     {"repeats", repeats}, {"cold_l2", true}};
-  std::printf("%-12s %6s %8s %14s %10s %14s %12s\n", "pass", "blocks", "tokens", "median ms",
-              "us/block", "GB/s (all)", "GB/s/block");
+  report["setup"] = {{"dtype", "bf16"},  {"heads", kHeads},    {"d", kDim},      {"e", kDim},
+                     {"layout", "bhnd"}, {"repeats", repeats}, {"cold_l2", true}};
+  std::printf("%-12s %-9s %6s %8s %14s %10s %14s %12s\n", "pass", "loads", "blocks", "tokens",
+              "median ms", "us/block", "GB/s (all)", "GB/s/block");
   for (Result& r : results) {
     std::vector<double> sorted = r.ms;
     std::sort(sorted.begin(), sorted.end());
@@ -213,10 +230,12 @@ int main(int argc, char** argv) {
     const double bytes_moved =
         static_cast<double>(r.blocks) * r.tokens_per_block * kDim * 2 * (is_local ? 2 : 4);
     const double gbs = bytes_moved / (median * 1e-3) / 1e9;
-    std::printf("%-12s %6lld %8lld %14.3f %10.3f %14.0f %12.1f\n", r.c.pass,
-                static_cast<long long>(r.blocks), static_cast<long long>(r.tokens_per_block),
-                median, us_per_step, gbs, gbs / static_cast<double>(r.blocks));
+    std::printf("%-12s %-9s %6lld %8lld %14.3f %10.3f %14.0f %12.1f\n", r.c.pass,
+                r.c.tma ? "tma" : "cp.async", static_cast<long long>(r.blocks),
+                static_cast<long long>(r.tokens_per_block), median, us_per_step, gbs,
+                gbs / static_cast<double>(r.blocks));
     report["cases"].push_back({{"pass", r.c.pass},
+                               {"loads", r.c.tma ? "tma" : "cp.async"},
                                {"b", r.c.b},
                                {"n", r.c.n},
                                {"thread_blocks", r.blocks},

@@ -232,21 +232,6 @@ bool encode_view_map(EncodeTiledFn encode,
   return encode_swizzled(encode, map, type, data, dims, strides, box);
 }
 
-// The four maps of a forward-direction tensor-core pass; false (use cp.async) when the driver or
-// the views do not allow them.
-bool encode_tma_maps(FwdKernelParams& kp, lightning_dtype_t dtype, const Shape& shape) {
-  const EncodeTiledFn encode = tma_encoder();
-  if (encode == nullptr) return false;
-  const CUtensorMapDataType type =
-      dtype == LIGHTNING_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
-  const MapRole in = MapRole::kInput;
-  return encode_view_map(encode, &kp.tm_q, type, kp.q, kp.q_stride, shape, shape.d, in) &&
-         encode_view_map(encode, &kp.tm_k, type, kp.k, kp.k_stride, shape, shape.d, in) &&
-         encode_view_map(encode, &kp.tm_v, type, kp.v, kp.v_stride, shape, shape.e, in) &&
-         encode_view_map(encode, &kp.tm_o, type, kp.o, kp.o_stride, shape, shape.e,
-                         MapRole::kOutput);
-}
-
 // The fused dV / dK pass's six maps, of the tensors in their own (forward) order: the kernel
 // reads each reversed block as one box and flips positions itself (kernels/README.md).
 bool encode_tma_maps_dual(FwdKernelParams& kp,
@@ -345,6 +330,21 @@ void plain(const Tensor& t, std::int64_t (&stride)[4]) {
 }
 
 }  // namespace
+
+// The four maps of a forward-direction tensor-core pass; false (use cp.async) when the driver or
+// the views do not allow them.
+bool encode_tma_maps(FwdKernelParams& kp, lightning_dtype_t dtype, const Shape& shape) {
+  const EncodeTiledFn encode = tma_encoder();
+  if (encode == nullptr) return false;
+  const CUtensorMapDataType type =
+      dtype == LIGHTNING_BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  const MapRole in = MapRole::kInput;
+  return encode_view_map(encode, &kp.tm_q, type, kp.q, kp.q_stride, shape, shape.d, in) &&
+         encode_view_map(encode, &kp.tm_k, type, kp.k, kp.k_stride, shape, shape.d, in) &&
+         encode_view_map(encode, &kp.tm_v, type, kp.v, kp.v_stride, shape, shape.e, in) &&
+         encode_view_map(encode, &kp.tm_o, type, kp.o, kp.o_stride, shape, shape.e,
+                         MapRole::kOutput);
+}
 
 void launch_forward(const lightning_fwd_params_t& params,
                     const Shape& shape,

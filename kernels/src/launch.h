@@ -19,7 +19,13 @@ inline constexpr bool kBuiltWithCuda = true;
 inline constexpr bool kBuiltWithCuda = false;
 #endif
 
+struct FwdKernelParams;
+
 int device_sm_count();
+// The TMA tensor maps of a forward-direction tensor-core pass over kp's q, k, v and o views (set
+// before); false (use cp.async) when the driver, LIGHTNING_NO_TMA or the views do not allow them.
+// Also used by lightning-probe-chains.
+bool encode_tma_maps(FwdKernelParams& kp, lightning_dtype_t dtype, const Shape& shape);
 std::vector<float> copy_slopes_to_host(const float* s_device, std::int64_t h, Stream stream);
 void launch_forward(const lightning_fwd_params_t& params,
                     const Shape& shape,
