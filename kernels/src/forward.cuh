@@ -203,8 +203,8 @@ struct FwdTraits {
       kStages * kStageBytes + kPBytes + kWarpgroups * kOBytes + kTableBytes + kAlign;
   static constexpr std::size_t kTmaSmemBytes =
       kStages * kStageBytes + kPBytes + kWarpgroups * kOBytesTma + kTableBytes + kBarBytes + kAlign;
-  // The local-state pass needs only K and V and the update: it is bound by memory latency, so it
-  // keeps 4 blocks in flight.
+  // The local-state pass needs only K and V and the update: it is bound by how fast one SM takes
+  // them in (kernels/README.md, lightning-probe-chains), so it keeps 4 blocks in flight.
   static constexpr int kLocalStages = 4;
   static constexpr int kLocalStageBytes = kQBytes + kVBytes;
   // (kBarBytes: the stage barriers of the TMA instantiation, which lightning-probe-chains times;
