@@ -12,10 +12,12 @@
 // Shared memory (bf16, D = 128): E = 64: 2 stages x (Q 16 KiB + K 16 KiB + V 8 KiB) + P 8 KiB +
 // O staging 9 KiB + decay tables 2 KiB = 99 KiB, two blocks per SM; E = 128: 3 stages x 48 KiB +
 // P 8 KiB + 2 x 9 KiB + 2 KiB = 172 KiB, one block (8 warps) per SM.
-// Forward-direction passes load their tiles and store their outputs with TMA (one thread issues a
-// tile's copy, an mbarrier per stage); the reversed passes of the backward use cp.async and
-// 16-byte stores by every thread (kTma = false). With TMA the output staging is two swizzled
-// 8 KiB tiles per warpgroup (E = 128: 187 KiB in all).
+// The output passes load their tiles and store their outputs with TMA where the views allow (one
+// thread issues a tile's copy, an mbarrier per stage): the forward-direction ones, and the
+// backward's fused dV / dK pass, which reads its reversed blocks flipped (kFlip). The local-state
+// pass and the separate reversed passes use cp.async and 16-byte stores by every thread (kTma =
+// false). With TMA the output staging is two swizzled 8 KiB tiles per warpgroup (E = 128:
+// 187 KiB in all).
 // fp32 inputs take a SIMT kernel (the same blocked algorithm in fp32 FMAs, a block per value
 // slice).
 #pragma once
@@ -264,7 +266,8 @@ struct SwizzledTileLoader {
 
 // kTma: tiles loaded by the copy engine (one thread issues them, the stage's mbarrier says when
 // they have landed) and outputs stored by it, instead of cp.async and 16-byte stores by every
-// thread; the forward-direction passes only (a tensor map cannot walk a sequence backwards).
+// thread. A tensor map cannot walk a sequence backwards: the reversed passes take it only in
+// kDual, whose blocks are read in forward order and flipped (kFlip).
 template <class Element, int kHeadDim, int kValueDim, FwdMode kMode, bool kTma>
 __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThreads,
                                   FwdTraits<Element, kHeadDim, kValueDim>::kBlocksPerSm)
