@@ -874,47 +874,79 @@ __global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThre
 // The blocked algorithm in plain fp32 FMAs, every decay read from a table of exp(-s k) (a
 // recurrence that multiplies by a rounded lambda every token drifts: lambda_fp32^64 is not
 // exp(-64 s), and the error is one-signed; it came out 5-10x less accurate than the blocked fp32
-// baseline). Per block of 64 tokens: P = (Q K^T) (.) M in shared memory; thread (g, e) adds the
-// inter part over its state rows d = g, g + 4, ... and the intra part over keys u = g, g + 4, ...
-// into its share of o[:, e]; the 4 shares meet in shared memory; then the state update.
+// baseline). A thread block per (b, h, segment, 64-wide value slice), 256 threads; every product
+// of a 64-token block is register-tiled, each thread owning a 4 x 4 tile (a 4 x 4 x D / 64 tile of
+// the state), its operands read as 16-byte vectors from shared memory:
+//   P = (Q K^T) (.) M and Q S in one sweep along d (each Q vector read once for both): thread
+//     (ty, tx) = (tid / 16, tid % 16) owns queries ty + 16 i against keys, and values, tx + 16 j;
+//     key tiles above the diagonal (j > i) are never computed; S is read as S^T;
+//   O = inter_scale lambda^(t+1) Q S + intra_scale P V: P V along keys against V^T, only key
+//     chunks at or below the diagonal and, inside the diagonal chunk, only keys u <= t (a NaN
+//     value cannot reach earlier queries);
+//   S <- lambda^len S + K^T diag(w) V: thread (ty, tx) owns state rows d = 4 ty + c (+ 64 h) and
+//     value columns 4 tx + j, rank-1 updates over the block's keys.
+// Rows are padded to an odd number of 16-byte chunks (D + 4 and 68 floats), so that the 16 rows a
+// half-warp reads at once (tx + 16 j) sit in distinct bank groups. Tiles arrive by cp.async, two
+// stages; V lands as it is and is turned in place into diag(w) V (the update's operand) while V^T
+// (the intra product's) is written beside it.
 template <int kHeadDim, int kValueDim>
 struct Fp32Traits {
   static constexpr int kBlockN = 64;
   static constexpr int kSliceE = 64;
-  static constexpr int kGroups = 4;
-  static constexpr int kThreads = kSliceE * kGroups;
+  static constexpr int kThreads = 256;
   static constexpr int kSplits = kValueDim / kSliceE;
-  static constexpr int kRows = kHeadDim / kGroups;
-  static constexpr int kQKStride = kHeadDim + 1;  // odd: the P dots read 8 rows conflict-free
-  // q, k (kBlockN, kHeadDim + 1), v (kBlockN, kSliceE), P (kBlockN, kBlockN), partial outputs
-  // (kGroups, kBlockN, kSliceE), decay table: 161 KiB at D = 128.
+  static constexpr int kHalves = kHeadDim / 64;   // state rows per thread: 4 per half
+  static constexpr int kQK = kHeadDim + 4;        // row stride (floats) of Q, K and S^T
+  static constexpr int kPV = kBlockN + 4;         // row stride of P and V^T
+  static constexpr int kQFloats = kBlockN * kQK;  // Q or K
+  static constexpr int kVFloats = kBlockN * kSliceE;
+  static constexpr int kStageFloats = 2 * kQFloats + kVFloats;
+  // S^T (kSliceE rows e) and P (kBlockN rows t) share one region: S^T is read before P is written.
+  static constexpr int kRFloats = kSliceE * kQK;
+  static_assert(kRFloats >= kBlockN * kPV, "P fits in S^T's space");
+  static constexpr int kVtFloats = kSliceE * kPV;
+  static constexpr int kTableFloats = 68;  // lambda^k, k = 0..64
+  // Two stages, S^T / P, V^T, the table: 214 KiB at D = 128, 134 KiB at D = 64.
   static constexpr std::size_t kSmemBytes =
-      (2 * kBlockN * kQKStride + kBlockN * kSliceE + kBlockN * kBlockN +
-       kGroups * kBlockN * kSliceE + kBlockN + 4) *
-      sizeof(float);
+      (2 * kStageFloats + kRFloats + kVtFloats + kTableFloats) * sizeof(float);
+  static_assert(kSmemBytes <= 227 * 1024, "fp32 kernel shared memory");
 };
+
+__device__ __forceinline__ float4 lds4(const float* p) {
+  return *reinterpret_cast<const float4*>(p);
+}
+__device__ __forceinline__ float elem(const float4& v, int k) {
+  return k == 0 ? v.x : k == 1 ? v.y : k == 2 ? v.z : v.w;
+}
+// acc + a . b, summed in order x, y, z, w.
+__device__ __forceinline__ float dot4(const float4& a, const float4& b, float acc) {
+  acc = fmaf(a.x, b.x, acc);
+  acc = fmaf(a.y, b.y, acc);
+  acc = fmaf(a.z, b.z, acc);
+  return fmaf(a.w, b.w, acc);
+}
 
 template <int kHeadDim, int kValueDim, FwdMode kMode>
 __global__ void __launch_bounds__(Fp32Traits<kHeadDim, kValueDim>::kThreads)
     lightning_fwd_fp32_kernel(const __grid_constant__ FwdKernelParams p) {
   using T = Fp32Traits<kHeadDim, kValueDim>;
   constexpr int kBlockN = T::kBlockN;
-  constexpr int kQK = T::kQKStride;
+  constexpr int kQK = T::kQK;
+  constexpr int kPV = T::kPV;
+  constexpr int kE = T::kSliceE;
+  constexpr bool kOut = kMode == FwdMode::kOutput;
   extern __shared__ __align__(16) float smem_f[];
-  float* sq = smem_f;                     // (kBlockN, kQK)
-  float* sk = sq + kBlockN * kQK;         // (kBlockN, kQK)
-  float* sv = sk + kBlockN * kQK;         // (kBlockN, kSliceE)
-  float* sp = sv + kBlockN * T::kSliceE;  // (kBlockN, kBlockN) masked scores, unscaled
-  float* part = sp + kBlockN * kBlockN;   // (kGroups, kBlockN, kSliceE)
-  float* decay = part + T::kGroups * kBlockN * T::kSliceE;  // lambda^k, k = 0..kBlockN
+  float* stages = smem_f;                    // 2 x (Q, K, V)
+  float* sr = stages + 2 * T::kStageFloats;  // S^T (kE, kQK), then P (kBlockN, kPV)
+  float* svt = sr + T::kRFloats;             // V^T (kE, kPV)
+  float* decay = svt + T::kVtFloats;         // lambda^k
 
   const int tid = threadIdx.x;
-  const int e = tid % T::kSliceE;
-  const int g = tid / T::kSliceE;
+  const int ty = tid / 16, tx = tid % 16;
 
   const FwdBlock where = decode_block<kMode>(p, T::kSplits);
   const std::int64_t bb = where.bb, hh = where.hh, seg = where.seg;
-  const int e0 = where.slice * T::kSliceE;
+  const int e0 = where.slice * kE;
   const TokenRange range = token_range<kMode>(p, where);
   const std::int64_t n_begin = range.begin, n_end = range.end;
   const float s = p.s[hh];
@@ -925,91 +957,208 @@ __global__ void __launch_bounds__(Fp32Traits<kHeadDim, kValueDim>::kThreads)
   const float* v = static_cast<const float*>(p.v) + bb * p.v_stride[0] + hh * p.v_stride[1] + e0;
   float* o = static_cast<float*>(p.o) + bb * p.o_stride[0] + hh * p.o_stride[1] + e0;
 
-  float st[T::kRows];  // S[g + 4 i][e0 + e]
+  // The state: st[h][c][j] = S[4 ty + c + 64 h][e0 + 4 tx + j].
+  float st[T::kHalves][4][4];
   {
     const StateView init = state_source<kHeadDim, kValueDim, kMode>(p, where);
 #pragma unroll
-    for (int i = 0; i < T::kRows; ++i) {
-      st[i] = init.ptr ? init.ptr[(g + T::kGroups * i) * init.sd + (e0 + e) * init.se] : 0.f;
-    }
+    for (int h = 0; h < T::kHalves; ++h)
+#pragma unroll
+      for (int c = 0; c < 4; ++c)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int d = 4 * ty + c + 64 * h, e = e0 + 4 * tx + j;
+          st[h][c][j] = init.ptr ? init.ptr[d * init.sd + e * init.se] : 0.f;
+        }
   }
+  // S^T as the B operand of Q S: row e, 16-byte vectors along d.
+  auto store_state = [&] {
+#pragma unroll
+    for (int h = 0; h < T::kHalves; ++h)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        *reinterpret_cast<float4*>(sr + (4 * tx + j) * kQK + 4 * ty + 64 * h) =
+            make_float4(st[h][0][j], st[h][1][j], st[h][2][j], st[h][3][j]);
+      }
+  };
+  if constexpr (kOut) store_state();
 
-  for (std::int64_t t0 = n_begin; t0 < n_end; t0 += kBlockN) {
+  // The tiles of the block at t0 into `stage`, rows past the end zero-filled; always a group.
+  auto load_block = [&](std::int64_t t0, int stage) {
+    if (t0 < n_end) {
+      float* sq = stages + stage * T::kStageFloats;
+      float* sk = sq + T::kQFloats;
+      float* sv = sk + T::kQFloats;
+      const int len = static_cast<int>(min(static_cast<std::int64_t>(kBlockN), n_end - t0));
+      constexpr int kDChunks = kHeadDim / 4, kEChunks = kE / 4;
+      for (int i = tid; i < kBlockN * kDChunks; i += T::kThreads) {
+        const int r = i / kDChunks, c = i % kDChunks;
+        const bool valid = r < len;
+        if constexpr (kOut) {
+          cp_async_16(sq + r * kQK + 4 * c, valid ? q + (t0 + r) * p.q_stride[2] + 4 * c : q,
+                      valid ? 16 : 0);
+        }
+        cp_async_16(sk + r * kQK + 4 * c, valid ? k + (t0 + r) * p.k_stride[2] + 4 * c : k,
+                    valid ? 16 : 0);
+      }
+      for (int i = tid; i < kBlockN * kEChunks; i += T::kThreads) {
+        const int r = i / kEChunks, c = i % kEChunks;
+        const bool valid = r < len;
+        cp_async_16(sv + r * kE + 4 * c, valid ? v + (t0 + r) * p.v_stride[2] + 4 * c : v,
+                    valid ? 16 : 0);
+      }
+    }
+    cp_async_commit();
+  };
+
+  load_block(n_begin, 0);
+  int it = 0;
+  for (std::int64_t t0 = n_begin; t0 < n_end; t0 += kBlockN, ++it) {
     const int len = static_cast<int>(min(static_cast<std::int64_t>(kBlockN), n_end - t0));
     const int shift = (p.init_shift && seg == 0 && t0 == n_begin) ? 1 : 0;
-    for (int i = tid; i < len * kHeadDim; i += T::kThreads) {
-      const int r = i / kHeadDim, d = i % kHeadDim;
-      if constexpr (kMode == FwdMode::kOutput) sq[r * kQK + d] = q[(t0 + r) * p.q_stride[2] + d];
-      sk[r * kQK + d] = k[(t0 + r) * p.k_stride[2] + d];
-    }
-    for (int i = tid; i < len * T::kSliceE; i += T::kThreads) {
-      const int r = i / T::kSliceE, c = i % T::kSliceE;
-      sv[i] = v[(t0 + r) * p.v_stride[2] + c];
-    }
-    __syncthreads();
+    float* sq = stages + (it & 1) * T::kStageFloats;
+    float* sk = sq + T::kQFloats;
+    float* sv = sk + T::kQFloats;
+    load_block(t0 + kBlockN, (it & 1) ^ 1);  // that stage was last read before the loop's end
+    cp_async_wait<1>();
+    __syncthreads();  // this block's tiles (and at first the table and S^T) are visible
 
-    if constexpr (kMode == FwdMode::kOutput) {
-      // P[r][u] = (q_r . k_u) lambda^(r-u) for u <= r: thread -> row tid / 4, keys tid % 4 + 4j.
-      {
-        const int r = tid / 4;
-        for (int u = tid % 4; u < kBlockN; u += 4) {
-          float dot = 0.f;
-          if (u <= r && r < len) {
-#pragma unroll 8
-            for (int d = 0; d < kHeadDim; ++d) dot = fmaf(sq[r * kQK + d], sk[u * kQK + d], dot);
-            dot *= decay[r - u];
+    // V -> diag(w) V in place, w[u] = update_scale lambda^(len-1-u) (rows past len are zeros);
+    // V^T beside it for the intra product. Thread: key u = i % 64, values 4 (i / 64)...
+    for (int i = tid; i < kBlockN * (kE / 4); i += T::kThreads) {
+      const int u = i % kBlockN, c = i / kBlockN;
+      float4 x = lds4(sv + u * kE + 4 * c);
+      if constexpr (kOut) {
+        svt[(4 * c + 0) * kPV + u] = x.x;
+        svt[(4 * c + 1) * kPV + u] = x.y;
+        svt[(4 * c + 2) * kPV + u] = x.z;
+        svt[(4 * c + 3) * kPV + u] = x.w;
+      }
+      const float w = u < len ? p.update_scale * decay[len - 1 - u] : 0.f;
+      x.x *= w;
+      x.y *= w;
+      x.z *= w;
+      x.w *= w;
+      *reinterpret_cast<float4*>(sv + u * kE + 4 * c) = x;
+    }
+
+    if constexpr (kOut) {
+      // Q S (the state before this block) and Q K^T in one sweep over d, sharing the Q reads:
+      // queries ty + 16 i against values / keys tx + 16 j (key tiles j > i are all masked).
+      float inter[4][4] = {};
+      float acc[4][4] = {};
+#pragma unroll 2
+      for (int d = 0; d < kHeadDim; d += 4) {
+        float4 a[4], b[4], c[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) a[i] = lds4(sq + (ty + 16 * i) * kQK + d);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) b[j] = lds4(sr + (tx + 16 * j) * kQK + d);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) c[j] = lds4(sk + (tx + 16 * j) * kQK + d);
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            inter[i][j] = dot4(a[i], b[j], inter[i][j]);
+            if (j <= i) acc[i][j] = dot4(a[i], c[j], acc[i][j]);
           }
-          sp[r * kBlockN + u] = dot;
-        }
       }
-      __syncthreads();
-      for (int r = 0; r < len; ++r) {
-        float inter = 0.f, intra = 0.f;
+      __syncthreads();  // every thread is done with S^T (V^T and diag(w) V are complete)
+                        // P = (Q K^T) (.) M over S^T's space.
 #pragma unroll
-        for (int i = 0; i < T::kRows; ++i)
-          inter = fmaf(sq[r * kQK + g + T::kGroups * i], st[i], inter);
-        for (int u = g; u <= r; u += T::kGroups) {
-          intra = fmaf(sp[r * kBlockN + u], sv[u * T::kSliceE + e], intra);
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int t = ty + 16 * i, u = tx + 16 * j;
+          // A select, not a product with a zero: a NaN key must not reach earlier queries.
+          sr[t * kPV + u] = (j <= i && u <= t) ? acc[i][j] * decay[t - u] : 0.f;
         }
-        part[(g * kBlockN + r) * T::kSliceE + e] =
-            fmaf(p.inter_scale * decay[r + 1 - shift], inter, p.intra_scale * intra);
+      __syncthreads();  // P is complete
+
+      // P V: key chunks below the diagonal whole, the diagonal chunk only up to the query.
+      float intra[4][4] = {};
+#pragma unroll
+      for (int u4 = 0; u4 < kBlockN / 4; ++u4) {
+        float4 b[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) b[j] = lds4(svt + (tx + 16 * j) * kPV + 4 * u4);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          if (u4 >= 4 * (i + 1)) continue;  // keys past every query of this row group
+          const float4 a = lds4(sr + (ty + 16 * i) * kPV + 4 * u4);
+          if (u4 < 4 * i) {
+#pragma unroll
+            for (int j = 0; j < 4; ++j) intra[i][j] = dot4(a, b[j], intra[i][j]);
+          } else {
+            // Keys u = 16 i + 4 (u4 - 4 i) + c against the query 16 i + ty.
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+              if (4 * (u4 - 4 * i) + c <= ty) {
+#pragma unroll
+                for (int j = 0; j < 4; ++j)
+                  intra[i][j] = fmaf(elem(a, c), elem(b[j], c), intra[i][j]);
+              }
+            }
+          }
+        }
       }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int t = ty + 16 * i;
+        if (t < len) {
+          const float f = p.inter_scale * decay[t + 1 - shift];
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            o[(t0 + t) * p.o_stride[2] + tx + 16 * j] =
+                fmaf(f, inter[i][j], p.intra_scale * intra[i][j]);
+          }
+        }
+      }
+    } else {
+      __syncthreads();  // diag(w) V is complete
     }
 
-    // S <- lambda^len S + sum_u lambda^(len-1-u) k_u^T v_u, the sum from zero.
+    // S <- lambda^len S + K^T diag(w) V, the sum from zero over the block's keys.
     {
-      float upd[T::kRows];
+      float upd[T::kHalves][4][4] = {};
+#pragma unroll 4
+      for (int u = 0; u < kBlockN; ++u) {
+        const float4 b = lds4(sv + u * kE + 4 * tx);
 #pragma unroll
-      for (int i = 0; i < T::kRows; ++i) upd[i] = 0.f;
-      for (int u = 0; u < len; ++u) {
-        const float w = p.update_scale * decay[len - 1 - u] * sv[u * T::kSliceE + e];
+        for (int h = 0; h < T::kHalves; ++h) {
+          const float4 a = lds4(sk + u * kQK + 4 * ty + 64 * h);
 #pragma unroll
-        for (int i = 0; i < T::kRows; ++i)
-          upd[i] = fmaf(sk[u * kQK + g + T::kGroups * i], w, upd[i]);
+          for (int c = 0; c < 4; ++c)
+#pragma unroll
+            for (int j = 0; j < 4; ++j) upd[h][c][j] = fmaf(elem(a, c), elem(b, j), upd[h][c][j]);
+        }
       }
+      const float dl = decay[len - shift];
 #pragma unroll
-      for (int i = 0; i < T::kRows; ++i) st[i] = fmaf(decay[len - shift], st[i], upd[i]);
-    }
-    __syncthreads();
-    if constexpr (kMode == FwdMode::kOutput) {
-      for (int i = tid; i < len * T::kSliceE; i += T::kThreads) {
-        const int r = i / T::kSliceE, c = i % T::kSliceE;
-        float sum = 0.f;
+      for (int h = 0; h < T::kHalves; ++h)
 #pragma unroll
-        for (int gg = 0; gg < T::kGroups; ++gg) sum += part[(gg * kBlockN + r) * T::kSliceE + c];
-        o[(t0 + r) * p.o_stride[2] + c] = sum;
-      }
-      __syncthreads();
+        for (int c = 0; c < 4; ++c)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) st[h][c][j] = fmaf(dl, st[h][c][j], upd[h][c][j]);
     }
+    __syncthreads();                    // every thread is done with this stage, P and V^T
+    if constexpr (kOut) store_state();  // visible after the next block's first barrier
   }
+  cp_async_wait<0>();  // the (empty) group issued past the end
 
   const StateView out = state_destination<kHeadDim, kValueDim, kMode>(p, where);
   if (out.ptr != nullptr) {
-    const float extra = p.final_extra_decay && kMode == FwdMode::kOutput ? decay[1] : 1.f;
+    const float extra = p.final_extra_decay && kOut ? decay[1] : 1.f;
 #pragma unroll
-    for (int i = 0; i < T::kRows; ++i) {
-      out.ptr[(g + T::kGroups * i) * out.sd + (e0 + e) * out.se] = extra * st[i];
-    }
+    for (int h = 0; h < T::kHalves; ++h)
+#pragma unroll
+      for (int c = 0; c < 4; ++c)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int d = 4 * ty + c + 64 * h, e = e0 + 4 * tx + j;
+          out.ptr[d * out.sd + e * out.se] = extra * st[h][c][j];
+        }
   }
 }
 
