@@ -9,7 +9,8 @@
 //
 // bf16, H = 32, D = E = 128, [B, H, N, D], alibi-like slopes; both passes are the library's
 // kernels (forward.cuh), each with cp.async loads and with TMA loads (the library's output pass
-// takes TMA, its local-state pass cp.async), launched directly with a hand-made split. Cold L2:
+// takes TMA, its local-state pass cp.async), launched directly with a hand-made split; and the
+// output pass of the D = 128, E = 64 instantiation (one warpgroup per block) with TMA. Cold L2:
 // a 256 MiB buffer is rewritten before every sample. Exit 77 where there is no CUDA device.
 #include <algorithm>
 #include <cmath>
@@ -52,7 +53,7 @@ __global__ void fill_kernel(Element* x, std::int64_t count, std::uint32_t seed) 
 }
 
 struct Case {
-  const char* pass;     // "local_state" or "output"
+  const char* pass;     // "local_state", "output" or "output_e64" (D = 128, E = 64: one warpgroup)
   bool tma;             // TMA loads (else cp.async)
   std::int64_t b;       // batch (thread blocks = b * 32 heads * pieces)
   std::int64_t n;       // sequence length
@@ -114,6 +115,9 @@ int main(int argc, char** argv) {
     cases.push_back({"local_state", tma, 4, 32768, 1});
     for (const std::int64_t b : {1, 2, 4}) cases.push_back({"output", tma, b, 32768, 1});
   }
+  // What one thread block of the D = 128, E = 64 instantiation (one warpgroup, the whole P) takes
+  // per step: the rate a head split into two 64-wide value slices would walk its chain at.
+  for (const std::int64_t b : {1, 2, 4}) cases.push_back({"output_e64", true, b, 32768, 1});
   const std::int64_t max_elems = 4 * kHeads * 32768 * kDim;  // every case has 4M tokens x heads
   Element *q, *k, *v, *o;
   float *s, *workspace;
@@ -141,6 +145,11 @@ int main(int argc, char** argv) {
        lightning_fwd_kernel<Element, kDim, kDim, FwdMode::kOutput, false>},
       {lightning_fwd_kernel<Element, kDim, kDim, FwdMode::kLocalState, true>,
        lightning_fwd_kernel<Element, kDim, kDim, FwdMode::kOutput, true>}};
+  using TraitsE64 = FwdTraits<Element, kDim, 64>;
+  const Kernel kernel_e64 = lightning_fwd_kernel<Element, kDim, 64, FwdMode::kOutput, true>;
+  check(cudaFuncSetAttribute(kernel_e64, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(TraitsE64::kTmaSmemBytes)),
+        "kernel attributes");
   const std::size_t smem[2][2] = {{Traits::kLocalSmemBytes, Traits::kSmemBytes},
                                   {Traits::kLocalSmemBytes, Traits::kTmaSmemBytes}};
   for (int t = 0; t < 2; ++t) {
@@ -157,14 +166,18 @@ int main(int argc, char** argv) {
   std::vector<Result> results;
   for (const Case& c : cases) {
     const bool is_local = std::string(c.pass) == "local_state";
+    const bool e64 = std::string(c.pass) == "output_e64";
+    const int vdim = e64 ? 64 : kDim;
     FwdKernelParams p{};
     p.q = q;
     p.k = k;
     p.v = v;
     p.o = o;
     const std::int64_t stride[3] = {kHeads * c.n * kDim, c.n * kDim, kDim};
+    const std::int64_t vstride[3] = {kHeads * c.n * vdim, c.n * vdim, vdim};
     for (int i = 0; i < 3; ++i) {
-      p.q_stride[i] = p.k_stride[i] = p.v_stride[i] = p.o_stride[i] = stride[i];
+      p.q_stride[i] = p.k_stride[i] = stride[i];
+      p.v_stride[i] = p.o_stride[i] = vstride[i];
     }
     p.s = s;
     p.intra_scale = p.inter_scale = 1.f / std::sqrt(static_cast<float>(kDim));
@@ -177,7 +190,7 @@ int main(int argc, char** argv) {
     p.segment_len = is_local ? c.n / 2 : c.n;
     p.local_pieces = is_local ? c.pieces : 1;
     p.use_tma = c.tma;
-    const lightning::Shape shape{c.b, kHeads, c.n, kDim, kDim};
+    const lightning::Shape shape{c.b, kHeads, c.n, kDim, vdim};
     if (c.tma && !encode_tma_maps(p, LIGHTNING_BF16, shape)) {
       std::fprintf(stderr, "lightning-probe-chains: the TMA maps cannot be encoded here\n");
       return 1;
@@ -189,7 +202,12 @@ int main(int argc, char** argv) {
       check(cudaMemsetAsync(flush, i & 0xff, kFlushBytes), "flush");
       check(cudaEventRecord(start), "record");
       const int t = c.tma ? 1 : 0, k = is_local ? 0 : 1;
-      kernels[t][k]<<<static_cast<unsigned>(r.blocks), Traits::kThreads, smem[t][k]>>>(p);
+      if (e64) {
+        kernel_e64<<<static_cast<unsigned>(r.blocks), TraitsE64::kThreads,
+                     TraitsE64::kTmaSmemBytes>>>(p);
+      } else {
+        kernels[t][k]<<<static_cast<unsigned>(r.blocks), Traits::kThreads, smem[t][k]>>>(p);
+      }
       check(cudaGetLastError(), "launch");
       check(cudaEventRecord(stop), "record");
       check(cudaEventSynchronize(stop), "run");
@@ -226,9 +244,13 @@ int main(int argc, char** argv) {
     const double steps = static_cast<double>(r.tokens_per_block) / kBlockN;
     const double us_per_step = median * 1e3 / steps;
     // Model bytes: the local-state pass reads K and V; the output pass reads Q, K, V, writes O.
+    // (output_e64: Q and K of width D, V and O of width 64.)
     const bool is_local = std::string(r.c.pass) == "local_state";
-    const double bytes_moved =
-        static_cast<double>(r.blocks) * r.tokens_per_block * kDim * 2 * (is_local ? 2 : 4);
+    const bool e64 = std::string(r.c.pass) == "output_e64";
+    const double bytes_moved = static_cast<double>(r.blocks) * r.tokens_per_block * 2 *
+                               (is_local ? 2 * kDim
+                                : e64    ? 2 * kDim + 2 * 64
+                                         : 4 * kDim);
     const double gbs = bytes_moved / (median * 1e-3) / 1e9;
     std::printf("%-12s %-9s %6lld %8lld %14.3f %10.3f %14.0f %12.1f\n", r.c.pass,
                 r.c.tma ? "tma" : "cp.async", static_cast<long long>(r.blocks),
