@@ -67,7 +67,7 @@ void forward(const lightning_fwd_params_t& params, Stream stream) {
   if (!(params.flags & LIGHTNING_FLAG_SKIP_SLOPE_CHECK)) {
     validate_slopes(detail::copy_slopes_to_host(params.s, shape.h, stream).data(), shape.h);
   }
-  detail::launch_forward(params, shape, plan, stream);
+  detail::launch_forward(params, shape, stream);
 }
 
 void backward(const lightning_bwd_params_t& params, Stream stream) {
@@ -81,7 +81,7 @@ void backward(const lightning_bwd_params_t& params, Stream stream) {
   if (!(params.flags & LIGHTNING_FLAG_SKIP_SLOPE_CHECK)) {
     validate_slopes(detail::copy_slopes_to_host(params.s, shape.h, stream).data(), shape.h);
   }
-  detail::launch_backward(params, shape, plan, stream);
+  detail::launch_backward(params, shape, stream);
 }
 
 }  // namespace lightning

@@ -6,7 +6,6 @@
 #include <lightning/context_parallel.h>
 
 #include "launch.h"
-#include "plan.h"
 
 namespace lightning::cp {
 
@@ -160,9 +159,7 @@ void backward_contribution(const lightning_bwd_params_t& params,
   BackwardParams g;
   static_cast<lightning_bwd_params_t&>(g) = params;
   g.dinitial_state = state_view(contribution + count, shape);
-  const detail::ForwardPlan plan =
-      detail::plan_backward(shape, detail::device_sm_count(), detail::kernel_kind(params.q.dtype));
-  detail::launch_state_gradient(g, shape, plan, stream);
+  detail::launch_state_gradient(g, shape, stream);
 }
 
 void backward_from_gathered(const lightning_bwd_params_t& params,

@@ -346,10 +346,7 @@ bool encode_tma_maps(FwdKernelParams& kp, lightning_dtype_t dtype, const Shape& 
                          MapRole::kOutput);
 }
 
-void launch_forward(const lightning_fwd_params_t& params,
-                    const Shape& shape,
-                    const ForwardPlan&,
-                    Stream stream) {
+void launch_forward(const lightning_fwd_params_t& params, const Shape& shape, Stream stream) {
   Pass pass{&params.q, &params.k, &params.v, &params.o, shape.d, shape.e};
   pass.intra_scale = pass.inter_scale = params.scale;
   pass.initial_state = static_cast<const float*>(params.initial_state.data);
@@ -419,10 +416,7 @@ bool fused_dv_dk(lightning_dtype_t dtype) {
 // The passes run one after another on the stream and share the workspace. For bf16/fp16 the dV
 // and dK passes are one (run_dv_dk_pass: the dV pass's state, dK from a bf16 copy of it), unless
 // LIGHTNING_BWD_SEPARATE=1.
-void launch_backward(const lightning_bwd_params_t& params,
-                     const Shape& shape,
-                     const ForwardPlan&,
-                     Stream stream) {
+void launch_backward(const lightning_bwd_params_t& params, const Shape& shape, Stream stream) {
   const auto* s0 = static_cast<const float*>(params.initial_state.data);
   const auto* dsf = static_cast<const float*>(params.dfinal_state.data);
 
@@ -448,7 +442,6 @@ void launch_backward(const lightning_bwd_params_t& params,
 
 void launch_state_gradient(const lightning_bwd_params_t& params,
                            const Shape& shape,
-                           const ForwardPlan&,
                            Stream stream) {
   run_dv_pass(params, shape, stream);
 }

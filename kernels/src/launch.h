@@ -27,20 +27,12 @@ int device_sm_count();
 // Also used by lightning-probe-chains.
 bool encode_tma_maps(FwdKernelParams& kp, lightning_dtype_t dtype, const Shape& shape);
 std::vector<float> copy_slopes_to_host(const float* s_device, std::int64_t h, Stream stream);
-void launch_forward(const lightning_fwd_params_t& params,
-                    const Shape& shape,
-                    const ForwardPlan& plan,
-                    Stream stream);
-void launch_backward(const lightning_bwd_params_t& params,
-                     const Shape& shape,
-                     const ForwardPlan& plan,
-                     Stream stream);
+// The passes plan themselves (plan_forward per pass shape, as the workspace queries do).
+void launch_forward(const lightning_fwd_params_t& params, const Shape& shape, Stream stream);
+void launch_backward(const lightning_bwd_params_t& params, const Shape& shape, Stream stream);
 // The backward's dV pass alone: params.dv (scratch here) and params.dinitial_state, the gradient
 // of the state entering the sequence. Context parallelism's state-gradient contribution.
-void launch_state_gradient(const lightning_bwd_params_t& params,
-                           const Shape& shape,
-                           const ForwardPlan& plan,
-                           Stream stream);
+void launch_state_gradient(const lightning_bwd_params_t& params, const Shape& shape, Stream stream);
 // Context parallelism's combine, one thread per element of a contiguous [B, H, D, E] state, with
 // gathered[j * rank_stride + i] rank j's states: prefix (if not null) = sum over j < rank of
 // lambda^((rank-1-j) shard_len) gathered[j * rank_stride + i]; suffix (if not null) the same over

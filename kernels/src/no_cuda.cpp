@@ -17,18 +17,15 @@ std::vector<float> copy_slopes_to_host(const float*, std::int64_t, Stream) {
   not_built();
 }
 
-void launch_forward(const lightning_fwd_params_t&, const Shape&, const ForwardPlan&, Stream) {
+void launch_forward(const lightning_fwd_params_t&, const Shape&, Stream) {
   not_built();
 }
 
-void launch_backward(const lightning_bwd_params_t&, const Shape&, const ForwardPlan&, Stream) {
+void launch_backward(const lightning_bwd_params_t&, const Shape&, Stream) {
   not_built();
 }
 
-void launch_state_gradient(const lightning_bwd_params_t&,
-                           const Shape&,
-                           const ForwardPlan&,
-                           Stream) {
+void launch_state_gradient(const lightning_bwd_params_t&, const Shape&, Stream) {
   not_built();
 }
 
