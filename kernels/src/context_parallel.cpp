@@ -1,5 +1,6 @@
 // Context parallelism (lightning/context_parallel.h): validation, the two phases of each pass on
 // the single-GPU kernels, and the collective driver around one all-gather.
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -63,6 +64,29 @@ Tensor state_view(const float* data, const Shape& shape) {
   return make_state(const_cast<float*>(data), shape.b, shape.h, shape.d, shape.e);
 }
 
+// The bytes of t's memory when its elements fill one block with no gaps (the axes in any order),
+// else 0: only then may phase 1 use that memory as scratch beyond the elements themselves.
+std::size_t dense_bytes(const Tensor& t) {
+  std::int64_t order[4] = {0, 1, 2, 3};
+  std::sort(order, order + t.rank,
+            [&](std::int64_t a, std::int64_t b) { return t.stride[a] < t.stride[b]; });
+  std::int64_t expected = 1;
+  for (int i = 0; i < t.rank; ++i) {
+    const std::int64_t axis = order[i];
+    if (t.shape[axis] == 1) continue;
+    if (t.stride[axis] != expected) return 0;
+    expected *= t.shape[axis];
+  }
+  return static_cast<std::size_t>(expected) * dtype_size(t.dtype);
+}
+
+template <class Params>
+void check_slopes(const Params& params, const Shape& shape, Stream stream) {
+  if (!(params.flags & LIGHTNING_FLAG_SKIP_SLOPE_CHECK)) {
+    validate_slopes(detail::copy_slopes_to_host(params.s, shape.h, stream).data(), shape.h);
+  }
+}
+
 // The forward params of the backward's phase 1: the shard's forward into dv (same shape and
 // dtype as o), the backward's workspace (it covers the forward's plan).
 lightning_fwd_params_t forward_of(const lightning_bwd_params_t& p) {
@@ -124,7 +148,13 @@ void forward_contribution(const lightning_fwd_params_t& params,
   ForwardParams f;
   static_cast<lightning_fwd_params_t&>(f) = params;
   f.final_state = state_view(contribution, shape);
-  lightning::forward(f, stream);
+  // The state alone (K and V read once, no outputs) where o's memory, scratch in this phase, holds
+  // the pieces' states; else the whole forward.
+  check_slopes(params, shape, stream);
+  if (!detail::launch_forward_state(f, shape, f.o.data, dense_bytes(f.o), stream)) {
+    f.flags |= LIGHTNING_FLAG_SKIP_SLOPE_CHECK;
+    lightning::forward(f, stream);
+  }
 }
 
 void forward_from_gathered(const lightning_fwd_params_t& params,
@@ -150,16 +180,24 @@ void backward_contribution(const lightning_bwd_params_t& params,
   const Shape shape = validate(params, shard);
   const std::int64_t count = state_count(shape);
   // The forward contribution (params.dv is scratch), then the state-gradient contribution: the
-  // dV pass alone, from dS_final on the last rank and from zero elsewhere.
+  // dV pass's final state alone, from dS_final on the last rank and from zero elsewhere. Each is
+  // a state-only pass where dv's memory holds its pieces' states, else the whole pass.
+  check_slopes(params, shape, stream);
   ForwardParams f;
   static_cast<lightning_fwd_params_t&>(f) = forward_of(params);
   f.final_state = state_view(contribution, shape);
-  lightning::forward(f, stream);
+  f.flags |= LIGHTNING_FLAG_SKIP_SLOPE_CHECK;
+  const std::size_t scratch = dense_bytes(params.dv);
+  if (!detail::launch_forward_state(f, shape, params.dv.data, scratch, stream)) {
+    lightning::forward(f, stream);
+  }
 
   BackwardParams g;
   static_cast<lightning_bwd_params_t&>(g) = params;
   g.dinitial_state = state_view(contribution + count, shape);
-  detail::launch_state_gradient(g, shape, stream);
+  if (!detail::launch_state_gradient_state_only(g, shape, params.dv.data, scratch, stream)) {
+    detail::launch_state_gradient(g, shape, stream);
+  }
 }
 
 void backward_from_gathered(const lightning_bwd_params_t& params,

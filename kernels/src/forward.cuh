@@ -77,6 +77,10 @@ struct FwdKernelParams {
   // and adds x (like v) and o2 (like o, of the key width).
   CUtensorMap tm_q, tm_k, tm_v, tm_o, tm_x, tm_o2;
   int use_tma;
+  // 1: the local-state pass and the scan alone (no outputs): the state at the end of the last
+  // piece is left in the workspace's last slot (context parallelism's contributions, see
+  // run_state_pass in launch.cu).
+  int state_only;
 };
 
 // Workspace state slots per (b, h).
@@ -1198,6 +1202,7 @@ void run_passes(const FwdKernelParams& kp, const Shape& shape, cudaStream_t stre
              (kp.segments - 1) * kp.local_pieces, T::kLocalSmemBytes);
       run_segment_scan(kp, shape, stream);
     }
+    if (kp.state_only) return;
     launch(lightning_fwd_kernel<Element, kHeadDim, kValueDim, kOutMode, kTma>, kp.segments,
            kDual ? (kTma ? T::kDualTmaSmemBytes : T::kDualSmemBytes)
                  : (kTma ? T::kTmaSmemBytes : T::kSmemBytes));
@@ -1235,6 +1240,7 @@ void run_forward_fp32(const FwdKernelParams& kp, const Shape& shape, cudaStream_
            (kp.segments - 1) * kp.local_pieces);
     run_segment_scan(kp, shape, stream);
   }
+  if (kp.state_only) return;
   launch(lightning_fwd_fp32_kernel<kHeadDim, kValueDim, FwdMode::kOutput>, kp.segments);
 }
 

@@ -1,6 +1,7 @@
 // The CUDA side of the API: device queries, the slope check's copy, and the passes of the forward
 // kernel that make the forward and the backward (dtype x D x E -> one explicit instantiation
 // each, in kernels/instantiations/).
+#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 #include <type_traits>
@@ -61,9 +62,10 @@ __global__ void lightning_segment_scan_kernel(const __grid_constant__ FwdKernelP
     const float local = ws[i * per_head];
     // The incoming state of segment i / local_pieces replaces its first piece's local state.
     if (i % p.local_pieces == 0) ws[i * per_head] = x;
-    // Pieces before the last segment are full length; the initial state decays once less with
-    // init_shift.
-    const std::int64_t steps = piece_len - (i == 0 ? p.init_shift : 0);
+    // Pieces before the last segment are full length (a state-only pass's last piece may end at
+    // N); the initial state decays once less with init_shift.
+    const std::int64_t len = min(piece_len, max(p.n - i * piece_len, std::int64_t{0}));
+    const std::int64_t steps = len - (i == 0 ? p.init_shift : 0);
     x = expf(-s * static_cast<float>(steps)) * x + local;
   }
   ws[pieces * per_head] = x;  // incoming state of the last segment
@@ -329,6 +331,82 @@ void plain(const Tensor& t, std::int64_t (&stride)[4]) {
   for (int i = 0; i < 4; ++i) stride[i] = t.stride[i];
 }
 
+// ---- state-only passes (context parallelism's contributions) ---------------------------------
+
+// The state in the workspace's last slot, times lambda with final_extra_decay, to the pass's
+// final state (one thread per element).
+__global__ void lightning_state_out_kernel(const __grid_constant__ FwdKernelParams p,
+                                           int d_dim,
+                                           int e_dim) {
+  const std::int64_t per_head = static_cast<std::int64_t>(d_dim) * e_dim;
+  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= p.b * p.h * per_head) return;
+  const std::int64_t bh = i / per_head;
+  const int de = static_cast<int>(i % per_head);
+  const int d = de / e_dim, e = de % e_dim;
+  const std::int64_t bb = bh / p.h, hh = bh % p.h;
+  const std::int64_t slots = workspace_slots(p);
+  float x = p.workspace[(bh * slots + slots - 1) * per_head + de];
+  if (p.final_extra_decay) x *= expf(-p.s[hh]);
+  p.final_state[bb * p.fs_stride[0] + hh * p.fs_stride[1] + d * p.fs_stride[2] +
+                e * p.fs_stride[3]] = x;
+}
+
+// Pieces of a state-only pass: enough thread blocks for two per SM (the local-state pass is bound
+// by how fast each SM takes in K and V), whole 64-token blocks each, no more states than
+// `scratch_bytes` holds (pieces + 1 per (b, h)); 0 when it cannot hold two.
+std::int64_t state_pass_pieces(const Shape& shape, std::size_t scratch_bytes) {
+  const std::int64_t states = static_cast<std::int64_t>(
+      scratch_bytes / (static_cast<std::size_t>(shape.b * shape.h * shape.d * shape.e) * 4));
+  const std::int64_t blocks = (shape.n + 63) / 64;
+  const std::int64_t chains = shape.b * shape.h;
+  const std::int64_t want = (2 * device_sm_count() + chains - 1) / chains;
+  const std::int64_t pieces = std::min({want, blocks, states - 1});
+  if (pieces < 1) return 0;
+  const std::int64_t blocks_per_piece = (blocks + pieces - 1) / pieces;
+  return (blocks + blocks_per_piece - 1) / blocks_per_piece;  // none of them empty
+}
+
+// The state at the end of a pass, to pass.final_state, without its outputs: the local-state
+// kernel over the whole sequence in pieces (as one segment followed by an empty one), the scan
+// from pass.initial_state, then the last slot out. False, with nothing launched, when `scratch`
+// (device memory for the pieces' states) is too small.
+bool run_state_pass(const Pass& pass,
+                    const Shape& problem,
+                    const float* s,
+                    void* scratch,
+                    std::size_t scratch_bytes,
+                    lightning_dtype_t dtype,
+                    Stream stream) {
+  const Shape shape{problem.b, problem.h, problem.n, pass.d, pass.e};
+  const std::int64_t pieces = state_pass_pieces(shape, scratch_bytes);
+  if (pieces == 0) return false;
+  FwdKernelParams kp = pass_params(pass, shape, s, scratch, dtype);
+  const std::int64_t blocks = (shape.n + 63) / 64;
+  kp.segments = 2;
+  kp.local_pieces = pieces;
+  kp.segment_len = (blocks + pieces - 1) / pieces * pieces * 64;
+  kp.state_only = 1;
+  kp.use_tma = 0;
+  dispatch_kernel(dtype, shape.d, shape.e, [&](auto element, auto dd, auto ee) {
+    using Element = decltype(element);
+    constexpr int kD = decltype(dd)::value;
+    constexpr int kE = decltype(ee)::value;
+    if constexpr (std::is_same_v<Element, float>) {
+      run_forward_fp32<kD, kE>(kp, shape, stream);
+    } else {
+      run_forward<Element, kD, kE>(kp, shape, stream);
+    }
+  });
+  const std::int64_t total = shape.b * shape.h * shape.d * shape.e;
+  constexpr int kThreads = 256;
+  lightning_state_out_kernel<<<static_cast<unsigned>((total + kThreads - 1) / kThreads), kThreads,
+                               0, stream>>>(kp, static_cast<int>(shape.d),
+                                            static_cast<int>(shape.e));
+  LIGHTNING_CHECK_LAUNCH();
+  return true;
+}
+
 }  // namespace
 
 // The four maps of a forward-direction tensor-core pass; false (use cp.async) when the driver or
@@ -444,6 +522,29 @@ void launch_state_gradient(const lightning_bwd_params_t& params,
                            const Shape& shape,
                            Stream stream) {
   run_dv_pass(params, shape, stream);
+}
+
+bool launch_forward_state(const lightning_fwd_params_t& params,
+                          const Shape& shape,
+                          void* scratch,
+                          std::size_t scratch_bytes,
+                          Stream stream) {
+  Pass pass{&params.q, &params.k, &params.v, &params.o, shape.d, shape.e};
+  pass.intra_scale = pass.inter_scale = params.scale;
+  pass.initial_state = static_cast<const float*>(params.initial_state.data);
+  plain(params.initial_state, pass.is_stride);
+  pass.final_state = static_cast<float*>(params.final_state.data);
+  plain(params.final_state, pass.fs_stride);
+  return run_state_pass(pass, shape, params.s, scratch, scratch_bytes, params.q.dtype, stream);
+}
+
+bool launch_state_gradient_state_only(const lightning_bwd_params_t& params,
+                                      const Shape& shape,
+                                      void* scratch,
+                                      std::size_t scratch_bytes,
+                                      Stream stream) {
+  return run_state_pass(dv_pass(params, shape), shape, params.s, scratch, scratch_bytes,
+                        params.q.dtype, stream);
 }
 
 __global__ void lightning_cp_combine_kernel(const float* __restrict__ s,

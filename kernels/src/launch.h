@@ -33,6 +33,20 @@ void launch_backward(const lightning_bwd_params_t& params, const Shape& shape, S
 // The backward's dV pass alone: params.dv (scratch here) and params.dinitial_state, the gradient
 // of the state entering the sequence. Context parallelism's state-gradient contribution.
 void launch_state_gradient(const lightning_bwd_params_t& params, const Shape& shape, Stream stream);
+// The same two states as a forward's final state and launch_state_gradient's dinitial_state, from
+// state-only passes (the local-state kernel over the whole sequence in pieces, the scan): K and V
+// (Q and dO) read once, no outputs written. `scratch` (device memory, 16-byte aligned) holds the
+// pieces' states; false, with nothing launched, when it cannot hold two pieces' worth.
+bool launch_forward_state(const lightning_fwd_params_t& params,
+                          const Shape& shape,
+                          void* scratch,
+                          std::size_t scratch_bytes,
+                          Stream stream);
+bool launch_state_gradient_state_only(const lightning_bwd_params_t& params,
+                                      const Shape& shape,
+                                      void* scratch,
+                                      std::size_t scratch_bytes,
+                                      Stream stream);
 // Context parallelism's combine, one thread per element of a contiguous [B, H, D, E] state, with
 // gathered[j * rank_stride + i] rank j's states: prefix (if not null) = sum over j < rank of
 // lambda^((rank-1-j) shard_len) gathered[j * rank_stride + i]; suffix (if not null) the same over

@@ -29,6 +29,15 @@ void launch_state_gradient(const lightning_bwd_params_t&, const Shape&, Stream) 
   not_built();
 }
 
+bool launch_forward_state(const lightning_fwd_params_t&, const Shape&, void*, std::size_t, Stream) {
+  not_built();
+}
+
+bool launch_state_gradient_state_only(
+    const lightning_bwd_params_t&, const Shape&, void*, std::size_t, Stream) {
+  not_built();
+}
+
 void launch_cp_combine(const float*,
                        const Shape&,
                        const float*,

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
-#include <stdexcept>
+#include <limits>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -245,121 +245,247 @@ TEST_F(ContextParallel, NcclExchangeOnOneRankMatchesFp64) {
 #endif
 }
 
-#ifdef LIGHTNING_WITH_NCCL
-// A tensor view of `from`'s memory moved to the same offset in `to` (a copy of that buffer).
-Tensor rebase(Tensor t, const gpu::DeviceBuffer& from, void* to) {
-  if (t.data == nullptr) return t;
-  t.data = static_cast<char*>(to) + (static_cast<char*>(t.data) - from.as<char>());
-  return t;
-}
+// ---- ranks with tensors of their own ----------------------------------------------------------
+// What context parallelism meets in use: every rank holds its shard in dense tensors of its own
+// (phase 1 may then use o's, or dv's, memory as scratch for a state-only pass; the token views
+// above never allow that). The problem lives on GPU 0; each rank's shard is copied into buffers
+// on the rank's GPU and its outputs copied back for the checks.
 
-// Rank r's copy, on its own GPU, of one of the problem's buffers.
-struct RankCopy {
-  const gpu::DeviceBuffer* from = nullptr;
-  gpu::DeviceBuffer to;
-};
-
-// Host bytes of `whole`, then the elements of `view` (a view into `whole`'s buffer at `base`)
-// taken from `other` (the same layout, another copy of the buffer).
-void take_view(std::vector<char>& whole,
-               const std::vector<char>& other,
-               const Tensor& view,
-               const void* base) {
-  const std::size_t el = dtype_size(view.dtype);
-  const std::int64_t off = (static_cast<const char*>(view.data) - static_cast<const char*>(base)) /
-                           static_cast<std::int64_t>(el);
-  for (std::int64_t b = 0; b < view.shape[0]; ++b)
-    for (std::int64_t h = 0; h < view.shape[1]; ++h)
-      for (std::int64_t n = 0; n < view.shape[2]; ++n)
-        for (std::int64_t d = 0; d < view.shape[3]; ++d) {
-          const std::int64_t i = off + b * view.stride[0] + h * view.stride[1] +
-                                 n * view.stride[2] + d * view.stride[3];
-          std::copy_n(other.begin() + i * el, el, whole.begin() + i * el);
-        }
+// The offset of element (b, h, n, d) of t, in elements from t.data.
+std::int64_t element_offset(
+    const Tensor& t, std::int64_t b, std::int64_t h, std::int64_t n, std::int64_t d) {
+  return b * t.stride[0] + h * t.stride[1] + n * t.stride[2] + d * t.stride[3];
 }
 
 std::vector<char> host_bytes(const void* data, std::size_t bytes) {
   std::vector<char> out(bytes);
-  LIGHTNING_CUDA_CHECK(cudaMemcpy(out.data(), data, bytes, cudaMemcpyDefault));
+  if (bytes > 0) LIGHTNING_CUDA_CHECK(cudaMemcpy(out.data(), data, bytes, cudaMemcpyDefault));
   return out;
 }
 
+// Tokens [start, start + shard.shape[2]) of `whole` (host bytes of tensor `w`) to or from the
+// host bytes of the dense shard tensor `shard`.
+void move_tokens(std::vector<char>& whole,
+                 const Tensor& w,
+                 std::vector<char>& part,
+                 const Tensor& shard,
+                 std::int64_t start,
+                 bool into_part) {
+  const std::size_t el = dtype_size(w.dtype);
+  for (std::int64_t b = 0; b < shard.shape[0]; ++b)
+    for (std::int64_t h = 0; h < shard.shape[1]; ++h)
+      for (std::int64_t n = 0; n < shard.shape[2]; ++n)
+        for (std::int64_t d = 0; d < shard.shape[3]; ++d) {
+          char* x = whole.data() + element_offset(w, b, h, start + n, d) * el;
+          char* y = part.data() + element_offset(shard, b, h, n, d) * el;
+          if (into_part) {
+            std::copy_n(x, el, y);
+          } else {
+            std::copy_n(y, el, x);
+          }
+        }
+}
+
+struct RankTensors {
+  int device = 0;
+  cp::Shard shard;
+  std::int64_t start = 0;
+  gpu::DeviceBuffer q, k, v, o, dout, dq, dk, dv, s, states, workspace, exchange;
+  ForwardParams fwd;
+  BackwardParams bwd;
+};
+
+// Rank `shard.rank`'s own tensors on `device`: its tokens of p in dense buffers of p's layout,
+// the sequence's states on the ranks that take them (copies of p's).
+void make_rank(RankTensors& r, const DeviceProblem& p, const cp::Shard& shard, int device) {
+  r.device = device;
+  r.shard = shard;
+  r.start = shard.rank * shard.shard_len;
+  const std::int64_t len = shard_tokens(shard, p.spec.n);
+  const ProblemSpec& sp = p.spec;
+  LIGHTNING_CUDA_CHECK(cudaSetDevice(device));
+  static_cast<lightning_fwd_params_t&>(r.fwd) = p.fwd;
+  static_cast<lightning_bwd_params_t&>(r.bwd) = p.bwd;
+  auto own = [&](gpu::DeviceBuffer& buf, const Tensor& whole, std::int64_t width, bool input) {
+    const std::int64_t elements = sp.b * sp.h * len * width;
+    const std::size_t bytes = static_cast<std::size_t>(elements) * dtype_size(whole.dtype);
+    buf = gpu::DeviceBuffer(bytes);
+    const Tensor t = make_tensor(buf.data(), sp.dtype, sp.layout, sp.b, sp.h, len, width);
+    if (!input) {
+      // Outputs start as NaN, as the problem's do: an element left unwritten fails the checks.
+      gpu::fill_value(buf.data(), to_c(sp.dtype), elements,
+                      std::numeric_limits<float>::quiet_NaN());
+      LIGHTNING_CUDA_CHECK(cudaDeviceSynchronize());
+      return t;
+    }
+    std::vector<char> whole_host =
+        host_bytes(whole.data, static_cast<std::size_t>(numel(whole)) * dtype_size(whole.dtype));
+    std::vector<char> part(bytes);
+    move_tokens(whole_host, whole, part, t, r.start, true);
+    LIGHTNING_CUDA_CHECK(cudaMemcpy(buf.data(), part.data(), bytes, cudaMemcpyHostToDevice));
+    return t;
+  };
+  r.fwd.q = r.bwd.q = own(r.q, p.fwd.q, sp.d, true);
+  r.fwd.k = r.bwd.k = own(r.k, p.fwd.k, sp.d, true);
+  r.fwd.v = r.bwd.v = own(r.v, p.fwd.v, sp.e, true);
+  r.bwd.dout = own(r.dout, p.bwd.dout, sp.e, true);
+  r.fwd.o = own(r.o, p.fwd.o, sp.e, false);
+  r.bwd.dq = own(r.dq, p.bwd.dq, sp.d, false);
+  r.bwd.dk = own(r.dk, p.bwd.dk, sp.d, false);
+  r.bwd.dv = own(r.dv, p.bwd.dv, sp.e, false);
+  r.s = gpu::DeviceBuffer(p.s.bytes());
+  LIGHTNING_CUDA_CHECK(cudaMemcpy(r.s.data(), p.s.data(), p.s.bytes(), cudaMemcpyDefault));
+  r.fwd.s = r.bwd.s = r.s.as<float>();
+  // States, [4][B, H, D, E]: initial, final, dS_final, dS0 (on the ranks that take them).
+  const std::int64_t count = p.state_count();
+  r.states = gpu::DeviceBuffer(4 * count * sizeof(float));
+  float* st = r.states.as<float>();
+  const bool first = shard.rank == 0, last = shard.rank == shard.world - 1;
+  const Tensor none = absent_state();
+  auto state_in = [&](const gpu::DeviceBuffer& from, float* to) {
+    if (from.bytes() == 0) return none;
+    LIGHTNING_CUDA_CHECK(cudaMemcpy(to, from.data(), from.bytes(), cudaMemcpyDefault));
+    return make_state(to, sp.b, sp.h, sp.d, sp.e);
+  };
+  auto state_out = [&](const gpu::DeviceBuffer& like, float* to) {
+    return like.bytes() == 0 ? none : make_state(to, sp.b, sp.h, sp.d, sp.e);
+  };
+  r.fwd.initial_state = r.bwd.initial_state = first ? state_in(p.initial_state, st) : none;
+  r.fwd.final_state = last ? state_out(p.final_state, st + count) : none;
+  r.bwd.dfinal_state = last ? state_in(p.dfinal_state, st + 2 * count) : none;
+  r.bwd.dinitial_state = first ? state_out(p.dinitial_state, st + 3 * count) : none;
+  r.workspace =
+      gpu::DeviceBuffer(std::max(forward_workspace_size(r.fwd), backward_workspace_size(r.bwd)));
+  r.fwd.workspace = r.bwd.workspace = r.workspace.data();
+  r.fwd.workspace_bytes = r.bwd.workspace_bytes = r.workspace.bytes();
+  r.exchange = gpu::DeviceBuffer(std::max(cp::forward_exchange_bytes(r.fwd, shard),
+                                          cp::backward_exchange_bytes(r.bwd, shard)));
+}
+
+// Every rank's o, dq, dk, dv into the problem's buffers, the final state from the last rank and
+// dS0 from the first; then the rank's buffers freed on its own GPU.
+void gather_outputs(DeviceProblem& p, std::vector<RankTensors>& ranks) {
+  LIGHTNING_CUDA_CHECK(cudaSetDevice(0));
+  const std::int64_t count = p.state_count();
+  struct Output {
+    const gpu::DeviceBuffer* whole;
+    Tensor whole_view;
+    gpu::DeviceBuffer RankTensors::*part;
+    Tensor ForwardParams::*fwd_view;
+    Tensor BackwardParams::*bwd_view;
+  };
+  const std::vector<Output> outputs = {
+      {&p.o, p.fwd.o, &RankTensors::o, &ForwardParams::o, nullptr},
+      {&p.dq, p.bwd.dq, &RankTensors::dq, nullptr, &BackwardParams::dq},
+      {&p.dk, p.bwd.dk, &RankTensors::dk, nullptr, &BackwardParams::dk},
+      {&p.dv, p.bwd.dv, &RankTensors::dv, nullptr, &BackwardParams::dv}};
+  for (const Output& out : outputs) {
+    std::vector<char> whole = host_bytes(out.whole->data(), out.whole->bytes());
+    for (RankTensors& r : ranks) {
+      const gpu::DeviceBuffer& part = r.*out.part;
+      std::vector<char> host = host_bytes(part.data(), part.bytes());
+      const Tensor view = out.fwd_view ? r.fwd.*out.fwd_view : r.bwd.*out.bwd_view;
+      move_tokens(whole, out.whole_view, host, view, r.start, false);
+    }
+    LIGHTNING_CUDA_CHECK(
+        cudaMemcpy(out.whole->data(), whole.data(), whole.size(), cudaMemcpyHostToDevice));
+  }
+  const std::size_t state_bytes = static_cast<std::size_t>(count) * sizeof(float);
+  if (p.final_state.bytes() > 0) {
+    LIGHTNING_CUDA_CHECK(cudaMemcpy(p.final_state.data(), ranks.back().states.as<float>() + count,
+                                    state_bytes, cudaMemcpyDefault));
+  }
+  if (p.dinitial_state.bytes() > 0) {
+    LIGHTNING_CUDA_CHECK(cudaMemcpy(p.dinitial_state.data(),
+                                    ranks.front().states.as<float>() + 3 * count, state_bytes,
+                                    cudaMemcpyDefault));
+  }
+  for (RankTensors& r : ranks) {
+    LIGHTNING_CUDA_CHECK(cudaSetDevice(r.device));
+    r = RankTensors{};
+  }
+  LIGHTNING_CUDA_CHECK(cudaSetDevice(0));
+}
+
+// Every rank's phases one after another on GPU 0, each rank with tensors of its own.
+void run_own_tensors(DeviceProblem& p, int world) {
+  const std::vector<cp::Shard> shards = shards_of(p.spec.n, world);
+  std::vector<RankTensors> ranks(world);
+  for (int r = 0; r < world; ++r) make_rank(ranks[r], p, shards[r], 0);
+  const std::int64_t count = p.state_count();
+  gpu::DeviceBuffer gathered(2 * world * count * sizeof(float));
+  gpu::DeviceBuffer incoming(2 * count * sizeof(float));
+  for (RankTensors& r : ranks) {
+    cp::forward_contribution(r.fwd, r.shard, gathered.as<float>() + r.shard.rank * count);
+  }
+  for (RankTensors& r : ranks) {
+    cp::forward_from_gathered(r.fwd, r.shard, gathered.as<float>(), incoming.as<float>());
+  }
+  for (RankTensors& r : ranks) {
+    cp::backward_contribution(r.bwd, r.shard, gathered.as<float>() + 2 * r.shard.rank * count);
+  }
+  for (RankTensors& r : ranks) {
+    cp::backward_from_gathered(r.bwd, r.shard, gathered.as<float>(), incoming.as<float>());
+  }
+  LIGHTNING_CUDA_CHECK(cudaDeviceSynchronize());
+  gather_outputs(p, ranks);
+}
+
+// Phase 1 takes state-only passes with o's (dv's) memory as scratch wherever it holds two states
+// ([B, H, len, E] elements against 2 [B, H, D, E] floats): here bf16 at world 1 (6 pieces) and 2
+// (2 pieces) and fp32 at every world; bf16 at world 5 (183 tokens a shard) runs the whole passes.
+// D = E = 128 over 2 ranks of 8142 tokens takes 26 pieces, the last one short.
+TEST_F(ContextParallel, RanksWithTensorsOfTheirOwnMatchFp64) {
+  for (DType dt : {DType::kBF16, DType::kFP32}) {
+    for (int world : {1, 2, 5}) {
+      ProblemSpec spec;
+      spec.dtype = dt;
+      spec.layout = world == 2 ? Layout::kBNHD : Layout::kBHND;
+      spec.b = 2;
+      spec.h = 3;
+      spec.n = 913;
+      spec.d = 64;
+      spec.e = 128;
+      SCOPED_TRACE(spec.name() + " world " + std::to_string(world));
+      DeviceProblem p = make_device_problem(spec);
+      run_own_tensors(p, world);
+      EXPECT_TRUE(check_forward(p));
+      EXPECT_TRUE(check_backward(p));
+    }
+  }
+  ProblemSpec spec;
+  spec.b = 1;
+  spec.h = 2;
+  spec.n = 16384 - 100;
+  spec.d = spec.e = 128;
+  SCOPED_TRACE(spec.name() + " world 2");
+  DeviceProblem p = make_device_problem(spec);
+  run_own_tensors(p, 2);
+  EXPECT_TRUE(check_forward(p));
+  EXPECT_TRUE(check_backward(p));
+}
+
+#ifdef LIGHTNING_WITH_NCCL
 // The collective driver with every rank on its own GPU, in its own thread, exchanging through
-// NCCL: the problem lives on GPU 0, rank r > 0 runs on copies of its tensors on GPU r, and its
-// shard of the outputs (and, on the last rank, the final state) is copied back to be checked.
+// NCCL.
 void run_on_gpus(DeviceProblem& p, int world) {
   const std::vector<cp::Shard> shards = shards_of(p.spec.n, world);
-  std::vector<ForwardParams> fwd;
-  std::vector<BackwardParams> bwd;
-  for (const cp::Shard& s : shards) {
-    fwd.push_back(forward_of_rank(p, s));
-    bwd.push_back(backward_of_rank(p, s));
-  }
+  std::vector<RankTensors> ranks(world);
+  for (int r = 0; r < world; ++r) make_rank(ranks[r], p, shards[r], r);
   std::vector<int> devices(world);
   for (int r = 0; r < world; ++r) devices[r] = r;
   std::vector<ncclComm_t> comms(world);
   ASSERT_EQ(ncclCommInitAll(comms.data(), world, devices.data()), ncclSuccess);
-
-  // Per rank: copies of the problem's buffers (rank 0 uses them in place), workspace, exchange.
-  const std::vector<const gpu::DeviceBuffer*> shared = {
-      &p.q, &p.k, &p.v, &p.o, &p.dout, &p.dq, &p.dk, &p.dv, &p.s, &p.final_state, &p.dfinal_state};
-  std::vector<std::vector<RankCopy>> copies(world);
-  // Rank r's copy of b (r > 0).
-  auto copy_of = [&](int r, const gpu::DeviceBuffer& b) -> const gpu::DeviceBuffer& {
-    for (const RankCopy& c : copies[r]) {
-      if (c.from == &b) return c.to;
-    }
-    throw std::logic_error("no copy of that buffer");
-  };
-  std::vector<gpu::DeviceBuffer> workspace(world), exchange_buffer(world);
-  for (int r = 0; r < world; ++r) {
-    LIGHTNING_CUDA_CHECK(cudaSetDevice(r));
-    if (r > 0) {
-      for (const gpu::DeviceBuffer* b : shared) {
-        RankCopy c{b, gpu::DeviceBuffer(b->bytes())};
-        if (b->bytes() > 0) {
-          LIGHTNING_CUDA_CHECK(cudaMemcpyPeer(c.to.data(), r, b->data(), 0, b->bytes()));
-        }
-        copies[r].push_back(std::move(c));
-      }
-      auto moved = [&](const Tensor& t, const gpu::DeviceBuffer& b) {
-        return rebase(t, b, copy_of(r, b).data());
-      };
-      fwd[r].q = moved(fwd[r].q, p.q);
-      fwd[r].k = moved(fwd[r].k, p.k);
-      fwd[r].v = moved(fwd[r].v, p.v);
-      fwd[r].o = moved(fwd[r].o, p.o);
-      fwd[r].final_state = moved(fwd[r].final_state, p.final_state);
-      bwd[r].q = moved(bwd[r].q, p.q);
-      bwd[r].k = moved(bwd[r].k, p.k);
-      bwd[r].v = moved(bwd[r].v, p.v);
-      bwd[r].dout = moved(bwd[r].dout, p.dout);
-      bwd[r].dq = moved(bwd[r].dq, p.dq);
-      bwd[r].dk = moved(bwd[r].dk, p.dk);
-      bwd[r].dv = moved(bwd[r].dv, p.dv);
-      bwd[r].dfinal_state = moved(bwd[r].dfinal_state, p.dfinal_state);
-      fwd[r].s = bwd[r].s = copy_of(r, p.s).as<float>();
-    }
-    workspace[r] = gpu::DeviceBuffer(
-        std::max(forward_workspace_size(fwd[r]), backward_workspace_size(bwd[r])));
-    fwd[r].workspace = bwd[r].workspace = workspace[r].data();
-    fwd[r].workspace_bytes = bwd[r].workspace_bytes = workspace[r].bytes();
-    exchange_buffer[r] =
-        gpu::DeviceBuffer(std::max(cp::forward_exchange_bytes(fwd[r], shards[r]),
-                                   cp::backward_exchange_bytes(bwd[r], shards[r])));
-  }
-
   std::vector<std::string> errors(world);
   std::vector<std::thread> threads;
   for (int r = 0; r < world; ++r) {
     threads.emplace_back([&, r] {
       try {
-        LIGHTNING_CUDA_CHECK(cudaSetDevice(r));
+        RankTensors& t = ranks[r];
+        LIGHTNING_CUDA_CHECK(cudaSetDevice(t.device));
         cp::NcclExchange exchange(comms[r]);
-        cp::forward(fwd[r], shards[r], exchange, exchange_buffer[r].data(),
-                    exchange_buffer[r].bytes());
-        cp::backward(bwd[r], shards[r], exchange, exchange_buffer[r].data(),
-                     exchange_buffer[r].bytes());
+        cp::forward(t.fwd, t.shard, exchange, t.exchange.data(), t.exchange.bytes());
+        cp::backward(t.bwd, t.shard, exchange, t.exchange.data(), t.exchange.bytes());
         LIGHTNING_CUDA_CHECK(cudaDeviceSynchronize());
       } catch (const std::exception& e) {
         errors[r] = e.what();
@@ -368,44 +494,8 @@ void run_on_gpus(DeviceProblem& p, int world) {
   }
   for (std::thread& t : threads) t.join();
   for (ncclComm_t c : comms) ncclCommDestroy(c);
-  LIGHTNING_CUDA_CHECK(cudaSetDevice(0));
   for (int r = 0; r < world; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
-
-  // Every rank's shard of o, dq, dk, dv back into the problem's buffers (views of the problem's
-  // buffers say which elements), the final state from the last rank.
-  struct Output {
-    const gpu::DeviceBuffer* buffer;
-    Tensor ForwardParams::*fwd_view;
-    Tensor BackwardParams::*bwd_view;
-  };
-  const std::vector<Output> outputs = {{&p.o, &ForwardParams::o, nullptr},
-                                       {&p.dq, nullptr, &BackwardParams::dq},
-                                       {&p.dk, nullptr, &BackwardParams::dk},
-                                       {&p.dv, nullptr, &BackwardParams::dv}};
-  for (const Output& out : outputs) {
-    std::vector<char> whole = host_bytes(out.buffer->data(), out.buffer->bytes());
-    for (int r = 1; r < world; ++r) {
-      const Tensor view = out.fwd_view ? forward_of_rank(p, shards[r]).*out.fwd_view
-                                       : backward_of_rank(p, shards[r]).*out.bwd_view;
-      take_view(whole, host_bytes(copy_of(r, *out.buffer).data(), out.buffer->bytes()), view,
-                out.buffer->data());
-    }
-    LIGHTNING_CUDA_CHECK(
-        cudaMemcpy(out.buffer->data(), whole.data(), whole.size(), cudaMemcpyHostToDevice));
-  }
-  if (world > 1 && p.final_state.bytes() > 0) {
-    LIGHTNING_CUDA_CHECK(cudaMemcpyPeer(p.final_state.data(), 0,
-                                        copy_of(world - 1, p.final_state).data(), world - 1,
-                                        p.final_state.bytes()));
-  }
-  // Rank r's copies are freed on their own device.
-  for (int r = 1; r < world; ++r) {
-    LIGHTNING_CUDA_CHECK(cudaSetDevice(r));
-    copies[r].clear();
-    workspace[r].reset();
-    exchange_buffer[r].reset();
-  }
-  LIGHTNING_CUDA_CHECK(cudaSetDevice(0));
+  gather_outputs(p, ranks);
 }
 #endif
 

@@ -23,9 +23,10 @@
 // the last rank only; dinitial_state, the gradient of the state entering this shard (the
 // sequence's initial-state gradient on rank 0). Anything else is rejected with InvalidArgument.
 //
-// Cost today: phase 1 of the forward is a full forward pass (its outputs are scratch) and phase 1
-// of the backward a forward pass and the backward's dV pass; a state-only pass would
-// cut both (kernels/README.md).
+// Cost: phase 1 computes states only (K and V, or Q and dO, read once; no outputs) when the
+// rank's o (forward) or dv (backward) is a dense tensor whose memory holds two [B, H, D, E] float
+// states, using that memory as scratch; otherwise it runs the full forward (and the backward's
+// dV pass), writing o (dv) as scratch. kernels/README.md has the details.
 #pragma once
 
 #include <cstddef>
