@@ -1,6 +1,8 @@
 // Micro-benchmarks of the GPU kernels: lightning::forward / backward and the GPU recurrence at a
-// few shapes, timed with CUDA events (manual time: the pass only, no host overhead). Skipped with
-// a message where there is no device or a pass is not built.
+// few shapes, and context parallelism's phase 1 (state-only passes against the whole passes it
+// falls back to), timed with CUDA events (manual time: the pass only, no host overhead). Skipped
+// with a message where there is no device or a pass is not built. The JSON's context names the
+// GPU and the tree's git sha.
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -11,13 +13,28 @@
 #include <benchmark/benchmark.h>
 
 #include <lightning/api.h>
+#include <lightning/context_parallel.h>
 #include <lightning/cuda_check.h>
 #include <lightning/reference/device.h>
 #include <lightning/reference/gpu.h>
 
+#ifndef LIGHTNING_MICRO_GIT_SHA
+#define LIGHTNING_MICRO_GIT_SHA "unknown"
+#endif
+
 namespace {
 
 using lightning::gpu::DeviceBuffer;
+
+// Provenance in the report's context (before main runs the benchmarks).
+const bool kContextAdded = [] {
+  benchmark::AddCustomContext("lightning_git_sha", LIGHTNING_MICRO_GIT_SHA);
+  cudaDeviceProp prop{};
+  if (lightning::gpu::has_device() && cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
+    benchmark::AddCustomContext("gpu", prop.name);
+  }
+  return true;
+}();
 
 // B, H, N, D = E, bf16 [B, H, N, D].
 struct Problem {
@@ -121,6 +138,39 @@ void BM_LightningBackward(benchmark::State& state) {
   run_timed(state, kTokens, [&] { lightning::backward(p.bwd); });
 }
 
+// Context parallelism's phase 1 on one rank's shard (B = 1, H = 32, N tokens, D = E = 128,
+// rank 0 of 2): arg 1 = 1, the rank's own dense o (dv), so the state-only passes run with its
+// memory as scratch; 0, o (dv) a token view of a longer tensor, which is not dense, so phase 1
+// falls back to the whole forward (and dV pass): the cost before the state-only passes.
+void cp_phase1(benchmark::State& state, bool backward) {
+  const std::int64_t n = state.range(0);
+  const bool dense = state.range(1) != 0;
+  if (!lightning::gpu::has_device()) return state.SkipWithError("no CUDA device");
+  Problem p(1, kHeads, n, kDim);
+  DeviceBuffer longer(static_cast<std::size_t>(kHeads * (n + 64) * kDim) * 2);
+  lightning::Tensor view = lightning::make_tensor(
+      longer.data(), lightning::DType::kBF16, lightning::Layout::kBHND, 1, kHeads, n + 64, kDim);
+  view.shape[2] = n;
+  if (!dense) (backward ? p.bwd.dv : p.fwd.o) = view;
+  const lightning::cp::Shard shard{0, 2, n};
+  DeviceBuffer contribution(2 * sizeof(float) * kHeads * kDim * kDim);
+  run_timed(state, n, [&] {
+    if (backward) {
+      lightning::cp::backward_contribution(p.bwd, shard, contribution.as<float>());
+    } else {
+      lightning::cp::forward_contribution(p.fwd, shard, contribution.as<float>());
+    }
+  });
+}
+
+void BM_CpForwardPhase1(benchmark::State& state) {
+  cp_phase1(state, false);
+}
+
+void BM_CpBackwardPhase1(benchmark::State& state) {
+  cp_phase1(state, true);
+}
+
 void BM_RecurrentForward(benchmark::State& state) {
   const std::int64_t n = state.range(0);
   if (!lightning::gpu::has_device()) return state.SkipWithError("no CUDA device");
@@ -138,6 +188,16 @@ BENCHMARK(BM_LightningForward)
 BENCHMARK(BM_LightningBackward)
     ->RangeMultiplier(4)
     ->Range(1024, 32768)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CpForwardPhase1)
+    ->ArgsProduct({{8192, 32768}, {0, 1}})
+    ->ArgNames({"n", "dense"})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CpBackwardPhase1)
+    ->ArgsProduct({{8192, 32768}, {0, 1}})
+    ->ArgNames({"n", "dense"})
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_RecurrentForward)
