@@ -7,17 +7,16 @@ Google Benchmark's own JSON, with the context lightning-micro adds: the git sha 
 (lightning_git_sha) and the GPU. Every benchmark must have run (no error) with a positive time,
 and the median rows that the READMEs quote must be there. Exit 1, one line per problem.
 """
-import json
 import re
 import sys
 
+from report_common import check_reports_main, read_json
+
 
 def problems(path):
-    try:
-        with open(path) as f:
-            r = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        return [f"cannot read: {e}"]
+    r, error = read_json(path)
+    if error:
+        return [error]
     out = []
     context = r.get("context")
     benchmarks = r.get("benchmarks")
@@ -44,20 +43,5 @@ def problems(path):
     return out
 
 
-def main():
-    if len(sys.argv) < 2:
-        print("usage: check_micro_report.py REPORT [REPORT ...]", file=sys.stderr)
-        return 2
-    bad = 0
-    for path in sys.argv[1:]:
-        found = problems(path)
-        for p in found:
-            print(f"check_micro_report: {path}: {p}")
-        bad += bool(found)
-        if not found:
-            print(f"check_micro_report: {path}: complete")
-    return 1 if bad else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(check_reports_main("check_micro_report", problems))

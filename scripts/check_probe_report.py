@@ -8,17 +8,16 @@ sha it was built from, the date, the GPU, and its cases, each with raw samples a
 time that kernels/README.md quotes. Exit 1, one line per problem, if anything is missing or
 inconsistent.
 """
-import json
 import statistics
 import sys
 
+from report_common import check_reports_main, read_json
+
 
 def problems(path):
-    try:
-        with open(path) as f:
-            r = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        return [f"cannot read: {e}"]
+    r, error = read_json(path)
+    if error:
+        return [error]
     out = []
     for key in ("tool", "git_sha", "date", "environment", "setup", "cases"):
         if key not in r:
@@ -45,20 +44,5 @@ def problems(path):
     return out
 
 
-def main():
-    if len(sys.argv) < 2:
-        print("usage: check_probe_report.py REPORT [REPORT ...]", file=sys.stderr)
-        return 2
-    bad = 0
-    for path in sys.argv[1:]:
-        found = problems(path)
-        for p in found:
-            print(f"check_probe_report: {path}: {p}")
-        bad += bool(found)
-        if not found:
-            print(f"check_probe_report: {path}: complete")
-    return 1 if bad else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(check_reports_main("check_probe_report", problems))

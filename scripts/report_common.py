@@ -1,7 +1,9 @@
-"""Helpers shared by the report scripts (plot_report.py, compare_reports.py, compare_peers.py):
-reading a lightning-bench report and formatting counts and sizes. Standard library only."""
+"""Helpers shared by the report scripts (plot_report.py, compare_reports.py, compare_peers.py,
+the check_*_report.py checkers): reading a lightning-bench report, formatting counts and sizes,
+and the checkers' command line. Standard library only."""
 
 import json
+import sys
 
 
 class BadReport(Exception):
@@ -43,3 +45,31 @@ def load_report(path, required=("options", "points")):
         if key not in report:
             raise BadReport(f"{path}: the report has no '{key}'")
     return report
+
+
+def read_json(path):
+    """(the JSON at `path`, None), or (None, "cannot read: ...") for a checker's problem list."""
+    try:
+        with open(path) as f:
+            return json.load(f), None
+    except (OSError, ValueError) as e:
+        return None, f"cannot read: {e}"
+
+
+def check_reports_main(tool, problems, argv=None):
+    """The command line of a report checker: `tool REPORT [REPORT ...]`; `problems(path)` lists
+    what is wrong with one report (empty: complete). One line per problem, or "complete" per
+    report; the exit status is 1 if any report has a problem, 2 without arguments."""
+    paths = sys.argv[1:] if argv is None else argv
+    if not paths:
+        print(f"usage: {tool} REPORT [REPORT ...]", file=sys.stderr)
+        return 2
+    bad = 0
+    for path in paths:
+        found = problems(path)
+        for p in found:
+            print(f"{tool}: {path}: {p}")
+        bad += bool(found)
+        if not found:
+            print(f"{tool}: {path}: complete")
+    return 1 if bad else 0

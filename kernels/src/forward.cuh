@@ -961,19 +961,21 @@ __global__ void __launch_bounds__(Fp32Traits<kHeadDim, kValueDim>::kThreads)
   const float* v = static_cast<const float*>(p.v) + bb * p.v_stride[0] + hh * p.v_stride[1] + e0;
   float* o = static_cast<float*>(p.o) + bb * p.o_stride[0] + hh * p.o_stride[1] + e0;
 
-  // The state: st[h][c][j] = S[4 ty + c + 64 h][e0 + 4 tx + j].
+  // The state: st[h][c][j] = S[4 ty + c + 64 h][e0 + 4 tx + j]; f(element, its index in a
+  // state view) for each.
   float st[T::kHalves][4][4];
-  {
-    const StateView init = state_source<kHeadDim, kValueDim, kMode>(p, where);
+  auto for_each_state = [&](auto&& f) {
 #pragma unroll
     for (int h = 0; h < T::kHalves; ++h)
 #pragma unroll
       for (int c = 0; c < 4; ++c)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const int d = 4 * ty + c + 64 * h, e = e0 + 4 * tx + j;
-          st[h][c][j] = init.ptr ? init.ptr[d * init.sd + e * init.se] : 0.f;
-        }
+        for (int j = 0; j < 4; ++j) f(st[h][c][j], 4 * ty + c + 64 * h, e0 + 4 * tx + j);
+  };
+  {
+    const StateView init = state_source<kHeadDim, kValueDim, kMode>(p, where);
+    for_each_state(
+        [&](float& x, int d, int e) { x = init.ptr ? init.ptr[d * init.sd + e * init.se] : 0.f; });
   }
   // S^T as the B operand of Q S: row e, 16-byte vectors along d.
   auto store_state = [&] {
@@ -1154,15 +1156,7 @@ __global__ void __launch_bounds__(Fp32Traits<kHeadDim, kValueDim>::kThreads)
   const StateView out = state_destination<kHeadDim, kValueDim, kMode>(p, where);
   if (out.ptr != nullptr) {
     const float extra = p.final_extra_decay && kOut ? decay[1] : 1.f;
-#pragma unroll
-    for (int h = 0; h < T::kHalves; ++h)
-#pragma unroll
-      for (int c = 0; c < 4; ++c)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const int d = 4 * ty + c + 64 * h, e = e0 + 4 * tx + j;
-          out.ptr[d * out.sd + e * out.se] = extra * st[h][c][j];
-        }
+    for_each_state([&](float x, int d, int e) { out.ptr[d * out.sd + e * out.se] = extra * x; });
   }
 }
 

@@ -41,16 +41,35 @@ std::vector<float> copy_slopes_to_host(const float* s_device, std::int64_t h, St
   return host;
 }
 
+// Element i (< b * h * per_head) of the (b, h, d, e) states, for the kernels with one thread per
+// element (the scan, the state-only pass's copy-out).
+struct StateElement {
+  std::int64_t bh, bb, hh;
+  int de, d, e;
+};
+__device__ __forceinline__ StateElement state_element(const FwdKernelParams& p,
+                                                      std::int64_t i,
+                                                      std::int64_t per_head,
+                                                      int e_dim) {
+  StateElement x;
+  x.bh = i / per_head;
+  x.de = static_cast<int>(i % per_head);
+  x.d = x.de / e_dim;
+  x.e = x.de % e_dim;
+  x.bb = x.bh / p.h;
+  x.hh = x.bh % p.h;
+  return x;
+}
+
 __global__ void lightning_segment_scan_kernel(const __grid_constant__ FwdKernelParams p,
                                               int d_dim,
                                               int e_dim) {
   const std::int64_t per_head = static_cast<std::int64_t>(d_dim) * e_dim;
   const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= p.b * p.h * per_head) return;
-  const std::int64_t bh = i / per_head;
-  const int de = static_cast<int>(i % per_head);
-  const int d = de / e_dim, e = de % e_dim;
-  const std::int64_t bb = bh / p.h, hh = bh % p.h;
+  const StateElement el = state_element(p, i, per_head, e_dim);
+  const std::int64_t bb = el.bb, hh = el.hh, bh = el.bh;
+  const int de = el.de, d = el.d, e = el.e;
   const float s = p.s[hh];
   float x = p.initial_state ? p.initial_state[bb * p.is_stride[0] + hh * p.is_stride[1] +
                                               d * p.is_stride[2] + e * p.is_stride[3]]
@@ -299,14 +318,11 @@ FwdKernelParams pass_params(const Pass& pass,
   return kp;
 }
 
-void run_pass(const Pass& pass,
-              const Shape& problem,
-              const float* s,
-              void* workspace,
-              lightning_dtype_t dtype,
-              Stream stream) {
-  const Shape shape{problem.b, problem.h, problem.n, pass.d, pass.e};
-  const FwdKernelParams kp = pass_params(pass, shape, s, workspace, dtype);
+// The kernels of one pass as kp describes it, for its dtype and head dims.
+void run_kernels(const FwdKernelParams& kp,
+                 const Shape& shape,
+                 lightning_dtype_t dtype,
+                 Stream stream) {
   dispatch_kernel(dtype, shape.d, shape.e, [&](auto element, auto dd, auto ee) {
     using Element = decltype(element);
     constexpr int kD = decltype(dd)::value;
@@ -317,6 +333,17 @@ void run_pass(const Pass& pass,
       run_forward<Element, kD, kE>(kp, shape, stream);
     }
   });
+}
+
+void run_pass(const Pass& pass,
+              const Shape& problem,
+              const float* s,
+              void* workspace,
+              lightning_dtype_t dtype,
+              Stream stream) {
+  const Shape shape{problem.b, problem.h, problem.n, pass.d, pass.e};
+  const FwdKernelParams kp = pass_params(pass, shape, s, workspace, dtype);
+  run_kernels(kp, shape, dtype, stream);
 }
 
 // A state view (b, h, d, e) with its (d, e) strides swapped: the transposed state (b, h, e, d).
@@ -341,15 +368,12 @@ __global__ void lightning_state_out_kernel(const __grid_constant__ FwdKernelPara
   const std::int64_t per_head = static_cast<std::int64_t>(d_dim) * e_dim;
   const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= p.b * p.h * per_head) return;
-  const std::int64_t bh = i / per_head;
-  const int de = static_cast<int>(i % per_head);
-  const int d = de / e_dim, e = de % e_dim;
-  const std::int64_t bb = bh / p.h, hh = bh % p.h;
+  const StateElement el = state_element(p, i, per_head, e_dim);
   const std::int64_t slots = workspace_slots(p);
-  float x = p.workspace[(bh * slots + slots - 1) * per_head + de];
-  if (p.final_extra_decay) x *= expf(-p.s[hh]);
-  p.final_state[bb * p.fs_stride[0] + hh * p.fs_stride[1] + d * p.fs_stride[2] +
-                e * p.fs_stride[3]] = x;
+  float x = p.workspace[(el.bh * slots + slots - 1) * per_head + el.de];
+  if (p.final_extra_decay) x *= expf(-p.s[el.hh]);
+  p.final_state[el.bb * p.fs_stride[0] + el.hh * p.fs_stride[1] + el.d * p.fs_stride[2] +
+                el.e * p.fs_stride[3]] = x;
 }
 
 // Pieces of a state-only pass: enough thread blocks for two per SM (the local-state pass is bound
@@ -388,16 +412,7 @@ bool run_state_pass(const Pass& pass,
   kp.segment_len = (blocks + pieces - 1) / pieces * pieces * 64;
   kp.state_only = 1;
   kp.use_tma = 0;
-  dispatch_kernel(dtype, shape.d, shape.e, [&](auto element, auto dd, auto ee) {
-    using Element = decltype(element);
-    constexpr int kD = decltype(dd)::value;
-    constexpr int kE = decltype(ee)::value;
-    if constexpr (std::is_same_v<Element, float>) {
-      run_forward_fp32<kD, kE>(kp, shape, stream);
-    } else {
-      run_forward<Element, kD, kE>(kp, shape, stream);
-    }
-  });
+  run_kernels(kp, shape, dtype, stream);
   const std::int64_t total = shape.b * shape.h * shape.d * shape.e;
   constexpr int kThreads = 256;
   lightning_state_out_kernel<<<static_cast<unsigned>((total + kThreads - 1) / kThreads), kThreads,
