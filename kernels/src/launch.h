@@ -36,7 +36,7 @@ void launch_state_gradient(const lightning_bwd_params_t& params, const Shape& sh
 // The same two states as a forward's final state and launch_state_gradient's dinitial_state, from
 // state-only passes (the local-state kernel over the whole sequence in pieces, the scan): K and V
 // (Q and dO) read once, no outputs written. `scratch` (device memory, 16-byte aligned) holds the
-// pieces' states; false, with nothing launched, when it cannot hold two pieces' worth.
+// pieces' states (pieces + 1 per (b, h)); false, with nothing launched, when it cannot hold two.
 bool launch_forward_state(const lightning_fwd_params_t& params,
                           const Shape& shape,
                           void* scratch,
