@@ -273,12 +273,14 @@ bool encode_tma_maps_dual(FwdKernelParams& kp,
          view(&kp.tm_o, params.dv, shape.e, out) && view(&kp.tm_o2, params.dk, shape.d, out);
 }
 
-// The kernel parameters of a pass, with its plan's segments.
+// The kernel parameters of a pass, with its plan's segments. outputs = false: a state-only pass
+// (run_state_pass), which reads K and V with cp.async, so no tensor maps are encoded.
 FwdKernelParams pass_params(const Pass& pass,
                             const Shape& shape,
                             const float* s,
                             void* workspace,
-                            lightning_dtype_t dtype) {
+                            lightning_dtype_t dtype,
+                            bool outputs = true) {
   const ForwardPlan plan = plan_forward(shape, device_sm_count(), kernel_kind(dtype));
   FwdKernelParams kp{};
   const void* q;
@@ -313,7 +315,7 @@ FwdKernelParams pass_params(const Pass& pass,
   kp.segment_len = plan.segment_len;
   kp.local_pieces = plan.local_pieces;
   // A tensor map cannot walk a sequence backwards: the reversed passes keep cp.async.
-  kp.use_tma = !pass.reverse && kernel_kind(dtype) == KernelKind::kTensorCore &&
+  kp.use_tma = outputs && !pass.reverse && kernel_kind(dtype) == KernelKind::kTensorCore &&
                encode_tma_maps(kp, dtype, shape);
   return kp;
 }
@@ -405,13 +407,12 @@ bool run_state_pass(const Pass& pass,
   const Shape shape{problem.b, problem.h, problem.n, pass.d, pass.e};
   const std::int64_t pieces = state_pass_pieces(shape, scratch_bytes);
   if (pieces == 0) return false;
-  FwdKernelParams kp = pass_params(pass, shape, s, scratch, dtype);
+  FwdKernelParams kp = pass_params(pass, shape, s, scratch, dtype, /*outputs=*/false);
   const std::int64_t blocks = (shape.n + 63) / 64;
   kp.segments = 2;
   kp.local_pieces = pieces;
   kp.segment_len = (blocks + pieces - 1) / pieces * pieces * 64;
   kp.state_only = 1;
-  kp.use_tma = 0;
   run_kernels(kp, shape, dtype, stream);
   const std::int64_t total = shape.b * shape.h * shape.d * shape.e;
   constexpr int kThreads = 256;
@@ -439,14 +440,23 @@ bool encode_tma_maps(FwdKernelParams& kp, lightning_dtype_t dtype, const Shape& 
                          MapRole::kOutput);
 }
 
-void launch_forward(const lightning_fwd_params_t& params, const Shape& shape, Stream stream) {
+namespace {
+
+// The forward as a pass of the kernel: from the initial state, writing the final state.
+Pass forward_pass(const lightning_fwd_params_t& params, const Shape& shape) {
   Pass pass{&params.q, &params.k, &params.v, &params.o, shape.d, shape.e};
   pass.intra_scale = pass.inter_scale = params.scale;
   pass.initial_state = static_cast<const float*>(params.initial_state.data);
   plain(params.initial_state, pass.is_stride);
   pass.final_state = static_cast<float*>(params.final_state.data);
   plain(params.final_state, pass.fs_stride);
-  run_pass(pass, shape, params.s, params.workspace, params.q.dtype, stream);
+  return pass;
+}
+
+}  // namespace
+
+void launch_forward(const lightning_fwd_params_t& params, const Shape& shape, Stream stream) {
+  run_pass(forward_pass(params, shape), shape, params.s, params.workspace, params.q.dtype, stream);
 }
 
 namespace {
@@ -544,13 +554,8 @@ bool launch_forward_state(const lightning_fwd_params_t& params,
                           void* scratch,
                           std::size_t scratch_bytes,
                           Stream stream) {
-  Pass pass{&params.q, &params.k, &params.v, &params.o, shape.d, shape.e};
-  pass.intra_scale = pass.inter_scale = params.scale;
-  pass.initial_state = static_cast<const float*>(params.initial_state.data);
-  plain(params.initial_state, pass.is_stride);
-  pass.final_state = static_cast<float*>(params.final_state.data);
-  plain(params.final_state, pass.fs_stride);
-  return run_state_pass(pass, shape, params.s, scratch, scratch_bytes, params.q.dtype, stream);
+  return run_state_pass(forward_pass(params, shape), shape, params.s, scratch, scratch_bytes,
+                        params.q.dtype, stream);
 }
 
 bool launch_state_gradient_state_only(const lightning_bwd_params_t& params,
