@@ -10,6 +10,7 @@
 #include "plan.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace lightning::detail {
 namespace {
@@ -53,7 +54,9 @@ int resident_per_sm(const Shape& shape, KernelKind kind) {
   return kind == KernelKind::kTensorCore && shape.e <= kValueSlice ? 2 : 1;
 }
 
-ForwardPlan plan(const Shape& shape, int num_sms, KernelKind kind) {
+// `forced` > 0: that many segments per chain (at most one per kMinSegmentLen tokens) instead of the
+// cost model's choice; the pieces follow the usual rule.
+ForwardPlan plan(const Shape& shape, int num_sms, KernelKind kind, std::int64_t forced) {
   ForwardPlan p;
   p.block_n = kBlockN;
   p.value_splits = kind == KernelKind::kTensorCore
@@ -73,6 +76,7 @@ ForwardPlan plan(const Shape& shape, int num_sms, KernelKind kind) {
       segments = s;
     }
   }
+  if (forced > 0) segments = std::min(forced, max_segments);
   // Segment length: a whole number of blocks, so segments never split a block (nor pieces).
   const std::int64_t blocks = (shape.n + kBlockN - 1) / kBlockN;
   std::int64_t blocks_per_segment = (blocks + segments - 1) / segments;
@@ -110,17 +114,31 @@ ForwardPlan plan(const Shape& shape, int num_sms, KernelKind kind) {
   return p;
 }
 
+// LIGHTNING_SEGMENTS=n (n >= 1) in the environment forces n segments per chain: the A/B switch
+// for measuring the cost model's choices (scripts/plan-ab.sh). Anything else: the model decides.
+std::int64_t forced_segments() {
+  static const std::int64_t n = [] {
+    const char* env = std::getenv("LIGHTNING_SEGMENTS");
+    if (env == nullptr) return std::int64_t{0};
+    char* end = nullptr;
+    const long long v = std::strtoll(env, &end, 10);
+    return end != env && *end == '\0' && v >= 1 ? static_cast<std::int64_t>(v) : std::int64_t{0};
+  }();
+  return n;
+}
+
 }  // namespace
 
 ForwardPlan plan_forward(const Shape& shape, int num_sms, KernelKind kind) {
-  return plan(shape, num_sms, kind);
+  return plan(shape, num_sms, kind, forced_segments());
 }
 
 // The backward runs three forward passes (kernels/README.md): dV over (D, E), dQ and dK over the
 // transposed state (E, D), which may split differently. They share one workspace: the largest.
 ForwardPlan plan_backward(const Shape& shape, int num_sms, KernelKind kind) {
-  ForwardPlan p = plan(shape, num_sms, kind);
-  const ForwardPlan t = plan(Shape{shape.b, shape.h, shape.n, shape.e, shape.d}, num_sms, kind);
+  ForwardPlan p = plan(shape, num_sms, kind, forced_segments());
+  const ForwardPlan t =
+      plan(Shape{shape.b, shape.h, shape.n, shape.e, shape.d}, num_sms, kind, forced_segments());
   p.workspace_bytes = std::max(p.workspace_bytes, t.workspace_bytes);
   return p;
 }
