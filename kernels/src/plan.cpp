@@ -50,8 +50,21 @@ double plan_cost(std::int64_t chains, std::int64_t segments, std::int64_t reside
 
 // Thread blocks resident per SM (registers and shared memory): the tensor-core kernel fits two of
 // one warpgroup (E = 64) or one of two (E = 128); the SIMT kernel's tiles take over half of it.
+// The local-state pass, bound by memory, gains from every resident block.
 int resident_per_sm(const Shape& shape, KernelKind kind) {
   return kind == KernelKind::kTensorCore && shape.e <= kValueSlice ? 2 : 1;
+}
+
+// Output-pass thread blocks per SM that add speed: what the segment choice counts as slots. At
+// D = 128, E = 64 a second resident block adds almost none (its steps are bound by the SM, not
+// by memory), so a chain per SM is a full wave and segments only add traffic; at D = E = 64 the
+// second block pays. On the H200 (bf16, 131072 tokens, `scripts/plan-ab.sh`, Mtok/s, forward /
+// backward): D = 128, E = 64, H = 32 at N = 32k (128 chains) 1 segment 159.3 / 56.8 against 2
+// segments 131.1 / 48.2; 64k (64 chains) 2 segments 128.2 / 48.4 against 4: 118.5 / 44.4; 128k
+// (32 chains) 4 segments 116.5 / 44.2 against 8: 114.1 / 43.2. D = E = 64, H = 64 at 128k
+// (64 chains): 4 segments (two blocks per SM) 92.1 / 38.0 against 2 (one per SM) 82.9 / 32.5.
+int useful_per_sm(const Shape& shape, KernelKind kind) {
+  return kind == KernelKind::kTensorCore && shape.e <= kValueSlice && shape.d <= 64 ? 2 : 1;
 }
 
 // `forced` > 0: that many segments per chain (at most one per kMinSegmentLen tokens) instead of the
@@ -63,14 +76,15 @@ ForwardPlan plan(const Shape& shape, int num_sms, KernelKind kind, std::int64_t 
                        ? 1
                        : static_cast<int>((shape.e + kValueSlice - 1) / kValueSlice);
   const std::int64_t chains = shape.b * shape.h * p.value_splits;
-  const std::int64_t resident =
-      static_cast<std::int64_t>(std::max(num_sms, 1)) * resident_per_sm(shape, kind);
+  const std::int64_t sms = std::max(num_sms, 1);
+  const std::int64_t resident = sms * resident_per_sm(shape, kind);  // the local-state pass's
+  const std::int64_t out_slots = sms * useful_per_sm(shape, kind);   // the output pass's
   const std::int64_t max_segments = std::max<std::int64_t>(1, shape.n / kMinSegmentLen);
   // Only worth looking when the chains leave thread-block slots idle in their last wave.
   std::int64_t segments = 1;
-  double best = plan_cost(chains, 1, resident);
-  for (std::int64_t s = 2; s <= std::min<std::int64_t>(max_segments, 4 * resident); ++s) {
-    const double cost = plan_cost(chains, s, resident);
+  double best = plan_cost(chains, 1, out_slots);
+  for (std::int64_t s = 2; s <= std::min<std::int64_t>(max_segments, 4 * out_slots); ++s) {
+    const double cost = plan_cost(chains, s, out_slots);
     if (cost < best * 0.98) {  // a clear gain only: segments cost memory traffic
       best = cost;
       segments = s;
