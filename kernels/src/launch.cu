@@ -378,19 +378,14 @@ __global__ void lightning_state_out_kernel(const __grid_constant__ FwdKernelPara
                 el.e * p.fs_stride[3]] = x;
 }
 
-// Pieces of a state-only pass: enough thread blocks for two per SM (the local-state pass is bound
-// by how fast each SM takes in K and V), whole 64-token blocks each, no more states than
-// `scratch_bytes` holds (pieces + 1 per (b, h)); 0 when it cannot hold two.
-std::int64_t state_pass_pieces(const Shape& shape, std::size_t scratch_bytes) {
+// Pieces of a state-only pass (plan_state_pieces), as many as `scratch_bytes` allows (pieces + 1
+// states per (b, h)); 0 when it cannot hold two.
+std::int64_t state_pass_pieces(const Shape& shape,
+                               lightning_dtype_t dtype,
+                               std::size_t scratch_bytes) {
   const std::int64_t states = static_cast<std::int64_t>(
       scratch_bytes / (static_cast<std::size_t>(shape.b * shape.h * shape.d * shape.e) * 4));
-  const std::int64_t blocks = (shape.n + 63) / 64;
-  const std::int64_t chains = shape.b * shape.h;
-  const std::int64_t want = (2 * device_sm_count() + chains - 1) / chains;
-  const std::int64_t pieces = std::min({want, blocks, states - 1});
-  if (pieces < 1) return 0;
-  const std::int64_t blocks_per_piece = (blocks + pieces - 1) / pieces;
-  return (blocks + blocks_per_piece - 1) / blocks_per_piece;  // none of them empty
+  return plan_state_pieces(shape, device_sm_count(), kernel_kind(dtype), states - 1);
 }
 
 // The state at the end of a pass, to pass.final_state, without its outputs: the local-state
@@ -405,7 +400,7 @@ bool run_state_pass(const Pass& pass,
                     lightning_dtype_t dtype,
                     Stream stream) {
   const Shape shape{problem.b, problem.h, problem.n, pass.d, pass.e};
-  const std::int64_t pieces = state_pass_pieces(shape, scratch_bytes);
+  const std::int64_t pieces = state_pass_pieces(shape, dtype, scratch_bytes);
   if (pieces == 0) return false;
   FwdKernelParams kp = pass_params(pass, shape, s, scratch, dtype, /*outputs=*/false);
   const std::int64_t blocks = (shape.n + 63) / 64;

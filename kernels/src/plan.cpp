@@ -143,6 +143,27 @@ std::int64_t forced_segments() {
 
 }  // namespace
 
+std::int64_t plan_state_pieces(const Shape& shape,
+                               int num_sms,
+                               KernelKind kind,
+                               std::int64_t max_pieces) {
+  if (max_pieces < 1) return 0;
+  const std::int64_t splits =
+      kind == KernelKind::kTensorCore ? 1 : (shape.e + kValueSlice - 1) / kValueSlice;
+  const std::int64_t chains = std::max<std::int64_t>(1, shape.b * shape.h * splits);
+  const std::int64_t resident =
+      static_cast<std::int64_t>(std::max(num_sms, 1)) * resident_per_sm(shape, kind);
+  const std::int64_t blocks = std::max<std::int64_t>(1, (shape.n + kBlockN - 1) / kBlockN);
+  const std::int64_t limit =
+      std::min({max_pieces, blocks, std::max<std::int64_t>(1, 4 * resident / chains)});
+  double best = 0;
+  for (std::int64_t c = 1; c <= limit; ++c) best = std::max(best, wave_fill(chains * c, resident));
+  std::int64_t pieces = 1;
+  while (pieces < limit && wave_fill(chains * pieces, resident) < 0.95 * best) ++pieces;
+  const std::int64_t per_piece = (blocks + pieces - 1) / pieces;
+  return (blocks + per_piece - 1) / per_piece;  // whole blocks, none of the pieces empty
+}
+
 ForwardPlan plan_forward(const Shape& shape, int num_sms, KernelKind kind) {
   return plan(shape, num_sms, kind, forced_segments());
 }

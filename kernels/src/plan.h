@@ -30,4 +30,14 @@ ForwardPlan plan_forward(const Shape& shape, int num_sms, KernelKind kind);
 // The backward's plan (its own splits; the same segment rule).
 ForwardPlan plan_backward(const Shape& shape, int num_sms, KernelKind kind);
 
+// Pieces of a state-only pass (context parallelism's phase 1, run_state_pass in launch.cu): the
+// local-state kernel over each chain's whole sequence, cut into pieces of whole 64-token blocks.
+// The pass is bound by memory, so its time follows how full its waves are: the fewest pieces
+// whose waves are at least 95% as full as the fullest, at most `max_pieces` (the states the
+// caller's scratch holds, less one), none empty. 0 when max_pieces < 1.
+std::int64_t plan_state_pieces(const Shape& shape,
+                               int num_sms,
+                               KernelKind kind,
+                               std::int64_t max_pieces);
+
 }  // namespace lightning::detail

@@ -115,5 +115,34 @@ TEST(ForwardPlan, HandlesRaggedLengthsWithoutEmptySegments) {
   }
 }
 
+TEST(StatePieces, FillWholeWaves) {
+  // One rank's shard in context parallelism, B = 1, H = 32, D = E = 128 (one local-state block
+  // per SM): 4 pieces make 128 blocks, one wave 97% full, at 8k and 32k tokens alike (the rule
+  // before took 9 pieces at 32k: 288 blocks, 2.2 waves).
+  EXPECT_EQ(plan_state_pieces(Shape{1, 32, 32768, 128, 128}, kH200Sms, kTc, 100), 4);
+  EXPECT_EQ(plan_state_pieces(Shape{1, 32, 8192, 128, 128}, kH200Sms, kTc, 100), 4);
+  // Two local-state blocks fit per SM at E = 64: 8 pieces, 256 blocks.
+  EXPECT_EQ(plan_state_pieces(Shape{1, 32, 32768, 128, 64}, kH200Sms, kTc, 100), 8);
+  // The fp32 kernel has a chain per (b, h, 64-wide value slice): 64 chains, 2 pieces.
+  EXPECT_EQ(plan_state_pieces(Shape{1, 32, 32768, 128, 128}, kH200Sms, KernelKind::kSimt, 100), 2);
+  // Chains that fill the waves already: one piece.
+  EXPECT_EQ(plan_state_pieces(Shape{128, 32, 1024, 128, 128}, kH200Sms, kTc, 100), 1);
+}
+
+TEST(StatePieces, StayWithinTheScratchAndTheBlocks) {
+  const Shape shard{1, 32, 32768, 128, 128};
+  EXPECT_EQ(plan_state_pieces(shard, kH200Sms, kTc, 0), 0);  // the scratch holds one state
+  EXPECT_EQ(plan_state_pieces(shard, kH200Sms, kTc, 2), 2);
+  // Few chains: as many pieces as the scratch allows (within 95% of the fullest waves), whole
+  // 64-token blocks, none empty: 2 chains of 8142 tokens (128 blocks), 30 states: 26 pieces of 5
+  // blocks, the last one short.
+  const Shape few{1, 2, 8142, 128, 128};
+  const std::int64_t pieces = plan_state_pieces(few, kH200Sms, kTc, 30);
+  EXPECT_EQ(pieces, 26);
+  // Never more pieces than blocks: 100 tokens are two blocks.
+  EXPECT_EQ(plan_state_pieces(Shape{1, 1, 100, 64, 64}, kH200Sms, kTc, 50), 2);
+  EXPECT_EQ(plan_state_pieces(Shape{1, 1, 1, 64, 64}, kH200Sms, kTc, 50), 1);
+}
+
 }  // namespace
 }  // namespace lightning::detail

@@ -432,7 +432,7 @@ void run_own_tensors(DeviceProblem& p, int world) {
 }
 
 // Phase 1 takes state-only passes with o's (dv's) memory as scratch wherever it holds two states
-// ([B, H, len, E] elements against 2 [B, H, D, E] floats): here bf16 at world 1 (6 pieces) and 2
+// ([B, H, len, E] elements against 2 [B, H, D, E] floats): here bf16 at world 1 (5 pieces) and 2
 // (2 pieces) and fp32 at every world; bf16 at world 5 (183 tokens a shard) runs the whole passes.
 // D = E = 128 over 2 ranks of 8142 tokens takes 26 pieces, the last one short.
 TEST_F(ContextParallel, RanksWithTensorsOfTheirOwnMatchFp64) {
