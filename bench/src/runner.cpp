@@ -31,15 +31,18 @@ namespace lightning::bench {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
+// The signal that stopped the sweep (SIGINT: Ctrl-C; SIGTERM: kill, a job scheduler's notice).
+std::atomic<int> g_stop_signal{0};
 
-extern "C" void on_sigint(int) {
+extern "C" void on_stop_signal(int sig) {
   g_interrupted.store(true);
+  g_stop_signal.store(sig);
   static const char kMessage[] =
       "\nlightning-bench: interrupted: stopping after the current sample and writing the report "
-      "(Ctrl-C again to abort now)\n";
+      "(the same signal again aborts now)\n";
   ssize_t ignored = write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
   (void)ignored;
-  std::signal(SIGINT, SIG_DFL);
+  std::signal(sig, SIG_DFL);
 }
 
 std::string shorten(std::string s, std::size_t max = 400) {
@@ -275,7 +278,9 @@ int run_sweep(Options& options) {
   if (options.table) table.header();
 
   g_interrupted.store(false);
-  auto previous = std::signal(SIGINT, on_sigint);
+  g_stop_signal.store(0);
+  auto previous_int = std::signal(SIGINT, on_stop_signal);
+  auto previous_term = std::signal(SIGTERM, on_stop_signal);
 
   std::vector<PointResult> results;
   bool interrupted = false;
@@ -300,7 +305,8 @@ int run_sweep(Options& options) {
     progress.finish_point();
   }
   interrupted = interrupted || g_interrupted.load();
-  std::signal(SIGINT, previous == SIG_ERR ? SIG_DFL : previous);
+  std::signal(SIGINT, previous_int == SIG_ERR ? SIG_DFL : previous_int);
+  std::signal(SIGTERM, previous_term == SIG_ERR ? SIG_DFL : previous_term);
   progress.clear();
 
   const auto verdicts = compute_verdicts(options, results);
@@ -320,7 +326,7 @@ int run_sweep(Options& options) {
                "lightning-bench: %zu of %zu points finished (%zu ok, %d skipped, %d failed)%s%s\n",
                results.size(), plan.size(), results.size() - failed - skipped, skipped, failed,
                report.enabled() ? "; report: " : "", report.enabled() ? report.path().c_str() : "");
-  if (interrupted) return 130;
+  if (interrupted) return 128 + (g_stop_signal.load() == SIGTERM ? SIGTERM : SIGINT);
   return failed > 0 ? 1 : 0;
 }
 

@@ -1,6 +1,6 @@
 // lightning-bench: the sweep. For each planned point: allocate (tracked), fill (seeded), verify,
-// time, record; the report is rewritten after every point; SIGINT stops after the current sample
-// and keeps every finished point.
+// time, record; the report is rewritten after every point; SIGINT or SIGTERM stops after the
+// current sample and keeps every finished point.
 #pragma once
 
 #include "options.h"
@@ -8,7 +8,8 @@
 namespace lightning::bench {
 
 // Runs the whole tool on parsed options; returns the exit status (0 ok, 1 a point failed,
-// 130 interrupted). Throws BadArgument for problems found only now (e.g. N > tokens).
+// 130 interrupted by SIGINT, 143 by SIGTERM). Throws BadArgument for problems found only now (e.g.
+// N > tokens).
 int run_sweep(Options& options);
 
 }  // namespace lightning::bench
