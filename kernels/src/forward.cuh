@@ -272,8 +272,17 @@ struct SwizzledTileLoader {
 // they have landed) and outputs stored by it, instead of cp.async and 16-byte stores by every
 // thread. A tensor map cannot walk a sequence backwards: the reversed passes take it only in
 // kDual, whose blocks are read in forward order and flipped (kFlip).
-template <class Element, int kHeadDim, int kValueDim, FwdMode kMode, bool kTma>
-__global__ void __launch_bounds__(FwdTraits<Element, kHeadDim, kValueDim>::kThreads,
+// kBoundThreads: the thread count ptxas budgets registers for (65536 / kBoundThreads per thread
+// at one block per SM). The library keeps the default, its own thread count; lightning-probe-
+// chains compiles the output pass with more, to time it within the registers it would keep if a
+// third warpgroup shared the SM.
+template <class Element,
+          int kHeadDim,
+          int kValueDim,
+          FwdMode kMode,
+          bool kTma,
+          int kBoundThreads = FwdTraits<Element, kHeadDim, kValueDim>::kThreads>
+__global__ void __launch_bounds__(kBoundThreads,
                                   FwdTraits<Element, kHeadDim, kValueDim>::kBlocksPerSm)
     lightning_fwd_kernel(const __grid_constant__ FwdKernelParams p) {
   using T = FwdTraits<Element, kHeadDim, kValueDim>;
