@@ -13,12 +13,14 @@
 // output pass of the D = 128, E = 64 instantiation (one warpgroup per block) with TMA; and the
 // library's output pass (TMA) compiled for 168 registers a thread instead of 255
 // ("output_r168"): what its two warpgroups would keep if a third, holding a 128 x 128 fp32 state
-// as its accumulator, shared the SM (65536 / 384 threads). Cold L2:
-// a 256 MiB buffer is rewritten before every sample. Exit 77 where there is no CUDA device.
+// as its accumulator, shared the SM (65536 / 384 threads); and the warp-specialised output pass
+// (probes/ws_forward.cuh, "output_ws"), whose outputs are also compared with the library's. Cold
+// L2: a 256 MiB buffer is rewritten before every sample. Exit 77 where there is no CUDA device.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <string>
@@ -30,6 +32,7 @@
 
 #include "forward.cuh"
 #include "launch.h"
+#include "ws_forward.cuh"
 
 #ifndef LIGHTNING_PROBE_GIT_SHA
 #define LIGHTNING_PROBE_GIT_SHA "unknown"
@@ -57,7 +60,8 @@ __global__ void fill_kernel(Element* x, std::int64_t count, std::uint32_t seed) 
 
 struct Case {
   const char* pass;     // "local_state", "output", "output_e64" (D = 128, E = 64: one
-                        // warpgroup) or "output_r168" (the output pass in 168 registers)
+                        // warpgroup), "output_r168" (the output pass in 168 registers) or
+                        // "output_ws" (the warp-specialised output pass)
   bool tma;             // TMA loads (else cp.async)
   std::int64_t b;       // batch (thread blocks = b * 32 heads * pieces)
   std::int64_t n;       // sequence length
@@ -68,7 +72,36 @@ struct Result {
   Case c;
   std::int64_t blocks = 0, tokens_per_block = 0;
   std::vector<double> ms;
+  // output_ws: its outputs against the library output pass's on the same inputs.
+  bool compared = false;
+  unsigned long long mismatches = 0;  // elements whose bits differ
+  float max_abs_diff = 0.f, max_abs_ref = 0.f;
 };
+
+// Elements of a and b whose bits differ, the largest |a - b| and the largest |b| (non-negative
+// floats order as their bits; a NaN difference counts as infinity).
+__global__ void compare_kernel(const Element* a,
+                               const Element* b,
+                               std::int64_t count,
+                               unsigned long long* mismatches,
+                               unsigned* max_diff_bits,
+                               unsigned* max_ref_bits) {
+  unsigned long long local = 0;
+  float diff = 0.f, ref = 0.f;
+  for (std::int64_t i = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; i < count;
+       i += std::int64_t{gridDim.x} * blockDim.x) {
+    const unsigned short x = reinterpret_cast<const unsigned short*>(a)[i];
+    const unsigned short y = reinterpret_cast<const unsigned short*>(b)[i];
+    if (x != y) ++local;
+    const float fa = __bfloat162float(a[i]), fb = __bfloat162float(b[i]);
+    const float d = fabsf(fa - fb);
+    diff = fmaxf(diff, d != d ? INFINITY : d);
+    ref = fmaxf(ref, fabsf(fb));
+  }
+  atomicAdd(mismatches, local);
+  atomicMax(max_diff_bits, __float_as_uint(diff));
+  atomicMax(max_ref_bits, __float_as_uint(ref));
+}
 
 void check(cudaError_t err, const char* what) {
   if (err != cudaSuccess) {
@@ -123,8 +156,9 @@ int main(int argc, char** argv) {
   // per step: the rate a head split into two 64-wide value slices would walk its chain at.
   for (const std::int64_t b : {1, 2, 4}) cases.push_back({"output_e64", true, b, 32768, 1});
   for (const std::int64_t b : {1, 2, 4}) cases.push_back({"output_r168", true, b, 32768, 1});
+  for (const std::int64_t b : {1, 2, 4}) cases.push_back({"output_ws", true, b, 32768, 1});
   const std::int64_t max_elems = 4 * kHeads * 32768 * kDim;  // every case has 4M tokens x heads
-  Element *q, *k, *v, *o;
+  Element *q, *k, *v, *o, *o_ref;
   float *s, *workspace;
   void* flush;
   const std::size_t bytes = static_cast<std::size_t>(max_elems) * sizeof(Element);
@@ -132,6 +166,11 @@ int main(int argc, char** argv) {
   check(cudaMalloc(&k, bytes), "k");
   check(cudaMalloc(&v, bytes), "v");
   check(cudaMalloc(&o, bytes), "o");
+  check(cudaMalloc(&o_ref, bytes), "o_ref");
+  unsigned long long* mismatches;
+  unsigned* max_bits;
+  check(cudaMalloc(&mismatches, sizeof(unsigned long long)), "compare counters");
+  check(cudaMalloc(&max_bits, 2 * sizeof(unsigned)), "compare counters");
   check(cudaMalloc(&s, kHeads * sizeof(float)), "s");
   check(cudaMalloc(&workspace, 4 * kHeads * 8 * kDim * kDim * sizeof(float)), "workspace");
   constexpr std::size_t kFlushBytes = 256u << 20;
@@ -161,6 +200,12 @@ int main(int argc, char** argv) {
   check(cudaFuncSetAttribute(kernel_r168, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(Traits::kTmaSmemBytes)),
         "kernel attributes");
+  const Kernel kernel_ws = lightning_fwd_ws_kernel;
+  check(cudaFuncSetAttribute(kernel_ws, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(WsFwdTraits::kSmemBytes)),
+        "kernel attributes");
+  cudaFuncAttributes ws_attr{};
+  check(cudaFuncGetAttributes(&ws_attr, kernel_ws), "kernel attributes");
   cudaFuncAttributes r168_attr{};
   check(cudaFuncGetAttributes(&r168_attr, kernel_r168), "kernel attributes");
   const std::size_t smem[2][2] = {{Traits::kLocalSmemBytes, Traits::kSmemBytes},
@@ -181,6 +226,7 @@ int main(int argc, char** argv) {
     const bool is_local = std::string(c.pass) == "local_state";
     const bool e64 = std::string(c.pass) == "output_e64";
     const bool r168 = std::string(c.pass) == "output_r168";
+    const bool ws = std::string(c.pass) == "output_ws";
     const int vdim = e64 ? 64 : kDim;
     FwdKernelParams p{};
     p.q = q;
@@ -219,6 +265,9 @@ int main(int argc, char** argv) {
       if (e64) {
         kernel_e64<<<static_cast<unsigned>(r.blocks), TraitsE64::kThreads,
                      TraitsE64::kTmaSmemBytes>>>(p);
+      } else if (ws) {
+        kernel_ws<<<static_cast<unsigned>(r.blocks), WsFwdTraits::kThreads,
+                    WsFwdTraits::kSmemBytes>>>(p);
       } else if (r168) {
         kernel_r168<<<static_cast<unsigned>(r.blocks), Traits::kThreads, Traits::kTmaSmemBytes>>>(
             p);
@@ -232,10 +281,34 @@ int main(int argc, char** argv) {
       check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
       if (i >= 2) r.ms.push_back(ms);  // two warm-up samples
     }
+    if (ws) {
+      // The library's output pass on the same inputs, into o_ref, then every element compared.
+      FwdKernelParams pref = p;
+      pref.o = o_ref;
+      if (!encode_tma_maps(pref, LIGHTNING_BF16, shape)) {
+        std::fprintf(stderr, "lightning-probe-chains: the TMA maps cannot be encoded here\n");
+        return 1;
+      }
+      kernels[1][1]<<<static_cast<unsigned>(r.blocks), Traits::kThreads, smem[1][1]>>>(pref);
+      check(cudaGetLastError(), "launch");
+      check(cudaMemset(mismatches, 0, sizeof(unsigned long long)), "compare counters");
+      check(cudaMemset(max_bits, 0, 2 * sizeof(unsigned)), "compare counters");
+      compare_kernel<<<1024, 256>>>(o, o_ref, c.b * kHeads * c.n * kDim, mismatches, max_bits,
+                                    max_bits + 1);
+      check(cudaGetLastError(), "launch");
+      unsigned bits[2];
+      check(cudaMemcpy(&r.mismatches, mismatches, sizeof r.mismatches, cudaMemcpyDeviceToHost),
+            "compare");
+      check(cudaMemcpy(bits, max_bits, sizeof bits, cudaMemcpyDeviceToHost), "compare");
+      std::memcpy(&r.max_abs_diff, &bits[0], sizeof(float));
+      std::memcpy(&r.max_abs_ref, &bits[1], sizeof(float));
+      r.compared = true;
+    }
     results.push_back(r);
   }
 
   nlohmann::json report;
+  bool failed = false;  // the warp-specialised pass's outputs differ from the library's
   char date[32];
   const std::time_t now = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
@@ -255,8 +328,14 @@ int main(int argc, char** argv) {
   // The capped output pass's registers and local memory (spills), as compiled.
   report["output_r168_kernel"] = {{"registers", r168_attr.numRegs},
                                   {"local_bytes", r168_attr.localSizeBytes}};
+  report["output_ws_kernel"] = {{"registers_at_launch", ws_attr.numRegs},
+                                {"local_bytes", ws_attr.localSizeBytes},
+                                {"p_warpgroup_registers", WsFwdTraits::kPRegs},
+                                {"output_warpgroup_registers", WsFwdTraits::kOutRegs}};
   std::printf("output_r168: %d registers, %zu bytes of local memory a thread\n", r168_attr.numRegs,
               r168_attr.localSizeBytes);
+  std::printf("output_ws: %d registers at launch, %zu bytes of local memory a thread\n",
+              ws_attr.numRegs, ws_attr.localSizeBytes);
   std::printf("%-12s %-9s %6s %8s %14s %10s %14s %12s\n", "pass", "loads", "blocks", "tokens",
               "median ms", "us/block", "GB/s (all)", "GB/s/block");
   for (Result& r : results) {
@@ -290,6 +369,15 @@ int main(int argc, char** argv) {
                                {"max_ms", sorted.back()},
                                {"us_per_64_token_step", us_per_step},
                                {"model_gb_per_s", gbs}});
+    if (r.compared) {
+      report["cases"].back()["against_library"] = {{"elements_with_other_bits", r.mismatches},
+                                                   {"max_abs_diff", r.max_abs_diff},
+                                                   {"max_abs_library", r.max_abs_ref}};
+      std::printf(
+          "  output_ws against the library: %llu elements differ, max |diff| %g (max |o| %g)\n",
+          r.mismatches, r.max_abs_diff, r.max_abs_ref);
+      if (r.mismatches != 0) failed = true;
+    }
   }
   if (!json_path.empty()) {
     std::ofstream out(json_path);
@@ -298,6 +386,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "lightning-probe-chains: cannot write %s\n", json_path.c_str());
       return 1;
     }
+  }
+  if (failed) {
+    std::fprintf(stderr, "lightning-probe-chains: output_ws differs from the library's outputs\n");
+    return 1;
   }
   return 0;
 }

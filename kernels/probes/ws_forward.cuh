@@ -1,0 +1,365 @@
+// A warp-specialised forward output pass (probe only; the library does not launch it): bf16,
+// D = E = 128, TMA loads and stores, the same blocked algorithm and arithmetic as
+// lightning_fwd_kernel's output pass, with the work of a 64-token block split differently.
+//
+// Why: the shipped output pass's two warpgroups walk each block in step (a block-wide barrier for
+// the tiles and one for the shared P), so the element work of a block (masking P, weighting V^T,
+// packing the state, staging the outputs) and its tensor work add up instead of overlapping: 1.77
+// us per block alone against about 0.85 us of tensor work (kernels/README.md). The flatness route
+// needs an output pass that takes much less SM time per block.
+//
+// Three warpgroups (384 threads), linked only by mbarriers:
+// - warpgroup 0 (the P warpgroup, few registers): thread 0 issues each block's Q, K and V tiles
+//   by TMA; the warpgroup computes the whole P = Q K^T (m64n64k16), masks and decays it and
+//   stores it as bf16 to one of two P buffers. It runs up to two blocks ahead of the outputs.
+// - warpgroups 1 and 2 (the output warpgroups, value slices 0..63 and 64..127, many registers):
+//   each holds its slice of S^T and per block issues O^T = S^T Q^T, the update S^T = lambda^len
+//   S^T + (V^T diag(w)) K, then O^T += V^T P^T once its P buffer is full, and stages and stores
+//   its outputs by TMA. Neither waits for the other: they share only read-only tiles.
+// Barriers: full[stage] (the tiles landed; TMA transactions), empty[stage] (every warp of the
+// three warpgroups is done reading the stage: 12 arrivals), pfull[buffer] (128 arrivals of the P
+// warpgroup, each after its own proxy fence), pempty[buffer] (the 8 output warps).
+// Registers by setmaxnreg: the P warpgroup gives its share to the output warpgroups.
+// Shared memory: 3 stages x (Q, K, V: 16 KiB each) + 2 P buffers x 8 KiB + 2 output warpgroups x
+// 2 staging tiles x 8 KiB + tables 2 KiB + barriers = 195 KiB, one thread block per SM.
+#pragma once
+
+#include "forward.cuh"
+
+namespace lightning::detail {
+
+template <int kRegs>
+__device__ __forceinline__ void setmaxnreg_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegs));
+}
+template <int kRegs>
+__device__ __forceinline__ void setmaxnreg_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegs));
+}
+
+struct WsFwdTraits {
+  static constexpr int kBlockN = 64;
+  static constexpr int kDim = 128;  // D = E
+  static constexpr int kThreads = 384;
+  static constexpr int kStages = 3;
+  static constexpr int kHalf = kBlockN * 128;   // a (64, 64) 16-bit tile, 128-byte swizzle
+  static constexpr int kTileBytes = 2 * kHalf;  // Q, K or V: (64, 128)
+  static constexpr int kStageBytes = 3 * kTileBytes;
+  static constexpr int kPBuffers = 2;
+  static constexpr int kOBytes = 2 * kHalf;  // per output warpgroup: two staging tiles
+  static constexpr int kTable = 132;
+  static constexpr int kTableBytes = 4 * kTable * 4;
+  static constexpr int kBarriers = 2 * kStages + 2 * kPBuffers;
+  static constexpr std::size_t kSmemBytes =
+      kStages * kStageBytes + kPBuffers * kHalf + 2 * kOBytes + kTableBytes + 8 * kBarriers + 1024;
+  static_assert(kSmemBytes <= 227 * 1024);
+  // setmaxnreg: 128 x (kPRegs + 2 kOutRegs) <= 65536.
+  static constexpr int kPRegs = 96;
+  static constexpr int kOutRegs = 208;
+  static_assert(kPRegs + 2 * kOutRegs <= 512 && kPRegs % 8 == 0 && kOutRegs % 8 == 0);
+};
+
+// One segment per thread block (p.segments == 1 or the library's segment layout: the incoming
+// state comes from state_source, as in lightning_fwd_kernel), tensor maps encoded (p.use_tma).
+__global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
+    lightning_fwd_ws_kernel(const __grid_constant__ FwdKernelParams p) {
+  using Element = __nv_bfloat16;
+  using ET = ElementTraits<Element>;
+  using T = WsFwdTraits;
+  constexpr int kBlockN = T::kBlockN;
+  constexpr int kDim = T::kDim;
+  constexpr int kKSteps = kDim / 16;
+  constexpr int kHalf = T::kHalf;
+  constexpr int kStages = T::kStages;
+
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  unsigned char* smem = smem_raw + ((1024 - (smem_addr(smem_raw) % 1024)) % 1024);
+  unsigned char* sp_base = smem + kStages * T::kStageBytes;
+  unsigned char* so_base = sp_base + T::kPBuffers * kHalf;
+  float* tables = reinterpret_cast<float*>(so_base + 2 * T::kOBytes);
+  float* tab_intra = tables;                  // [k + 64]
+  float* tab_update = tables + T::kTable;     // [k + 64]
+  float* tab_inter = tables + 2 * T::kTable;  // [k]
+  float* decay = tables + 3 * T::kTable;      // [k]
+  std::uint64_t* full_bar = reinterpret_cast<std::uint64_t*>(tables + 4 * T::kTable);
+  std::uint64_t* empty_bar = full_bar + kStages;
+  std::uint64_t* pfull_bar = empty_bar + kStages;
+  std::uint64_t* pempty_bar = pfull_bar + T::kPBuffers;
+
+  const int tid = threadIdx.x;
+  const int wg = tid / 128;
+  const int wg_tid = tid % 128;
+  const int warp = wg_tid / 32;
+  const int lane = tid % 32;
+  const int g = lane / 4;
+  const int q = lane % 4;
+  const int mat = lane / 8, mrow = lane % 8;
+
+  const FwdBlock where = decode_block<FwdMode::kOutput>(p, 1);
+  const std::int64_t bb = where.bb, hh = where.hh, seg = where.seg;
+  const TokenRange range = token_range<FwdMode::kOutput>(p, where);
+  const std::int64_t n_begin = range.begin, n_end = range.end;
+  const int num_blocks = static_cast<int>((n_end - n_begin + kBlockN - 1) / kBlockN);
+
+  {
+    const float s = p.s[hh];
+    for (int i = tid; i <= 2 * kBlockN; i += T::kThreads) {
+      const int k = i - kBlockN;
+      const float lk = k >= 0 ? expf(-s * static_cast<float>(k)) : 0.f;
+      tab_intra[i] = p.intra_scale * lk;
+      tab_update[i] = p.update_scale * lk;
+      if (k >= 0) {
+        tab_inter[k] = p.inter_scale * lk;
+        decay[k] = lk;
+      }
+    }
+  }
+  if (tid == 0) {
+    for (int i = 0; i < kStages; ++i) {
+      mbar_init(&full_bar[i], 1);
+      mbar_init(&empty_bar[i], 12);
+    }
+    for (int i = 0; i < T::kPBuffers; ++i) {
+      mbar_init(&pfull_bar[i], 128);
+      mbar_init(&pempty_bar[i], 8);
+    }
+    fence_mbar_init();
+  }
+  __syncthreads();
+
+  auto tile_row = [&](int blk) {
+    return static_cast<int>(n_begin + static_cast<std::int64_t>(blk) * kBlockN);
+  };
+
+  if (wg == 0) {
+    // ---- the P warpgroup (and thread 0, the loads) ----
+    setmaxnreg_dec<T::kPRegs>();
+    auto load_block = [&](int blk) {
+      unsigned char* stage = smem + (blk % kStages) * T::kStageBytes;
+      std::uint64_t* bar = &full_bar[blk % kStages];
+      const int row = tile_row(blk);
+      const int h = static_cast<int>(hh), b = static_cast<int>(bb);
+      mbar_arrive_expect_tx(bar, T::kStageBytes);
+      tma_load_5d(stage, &p.tm_q, bar, 0, row, 0, h, b);
+      tma_load_5d(stage + T::kTileBytes, &p.tm_k, bar, 0, row, 0, h, b);
+      tma_load_5d(stage + 2 * T::kTileBytes, &p.tm_v, bar, 0, row, 0, h, b);
+    };
+    if (tid == 0) {
+      for (int blk = 0; blk < kStages - 1 && blk < num_blocks; ++blk) load_block(blk);
+    }
+    __syncwarp();
+    // Query t = 16 warp + g + 8 half against key u = 8 j + 2 q + c: t - u = a + 8 half - 8 j - c.
+    const int a = 16 * warp + g - 2 * q;
+    const float* m = tab_intra + kBlockN + a;
+    const int off_p_row = (16 * warp + 8 * (mat % 2) + mrow) * 128;
+    const int p_xor = (mat / 2) ^ mrow;
+    float pacc[32];
+    for (int blk = 0; blk < num_blocks; ++blk) {
+      const int stage = blk % kStages;
+      const int buf = blk % T::kPBuffers;
+      mbar_wait(&full_bar[stage], (blk / kStages) & 1);
+      if (blk >= T::kPBuffers) mbar_wait(&pempty_bar[buf], ((blk / T::kPBuffers) - 1) & 1);
+      const uint32_t sq_addr = smem_addr(smem + stage * T::kStageBytes);
+      const uint32_t sk_addr = sq_addr + T::kTileBytes;
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < kKSteps; ++ks) {
+        const uint32_t off = (ks / 4) * kHalf + (ks % 4) * 32;
+        wgmma_ss<Element, 64>(pacc, wgmma_desc(sq_addr + off, 16, 1024),
+                              wgmma_desc(sk_addr + off, 16, 1024), ks > 0);
+      }
+      wgmma_commit();
+      wgmma_wait<0>();
+      wgmma_fence_operand(pacc);
+      __syncwarp();
+      if (lane == 0) mbar_arrive(&empty_bar[stage]);  // this warp's reads of Q and K are done
+      unsigned char* dst = sp_base + buf * kHalf;
+#pragma unroll
+      for (int j = 0; j < 8; j += 2) {
+        uint32_t r[4];
+#pragma unroll
+        for (int jj = 0; jj < 2; ++jj) {
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            const int i = 4 * (j + jj) + 2 * half;
+            const int dt = 8 * half - 8 * (j + jj);
+            // A select, not a product with a zero: a NaN key must not reach earlier queries.
+            const float x0 = a + dt >= 0 ? pacc[i] * m[dt] : 0.f;
+            const float x1 = a + dt - 1 >= 0 ? pacc[i + 1] * m[dt - 1] : 0.f;
+            r[2 * jj + half] = ET::pack(x0, x1);
+          }
+        }
+        stsm_x4(dst + off_p_row + ((j ^ p_xor) << 4), r[0], r[1], r[2], r[3]);
+      }
+      fence_proxy_async();  // P is read by wgmma (the async proxy)
+      mbar_arrive(&pfull_bar[buf]);
+      // The tiles of block blk + 2 into the stage of block blk - 1, once everyone has read it.
+      if (tid == 0 && blk + kStages - 1 < num_blocks) {
+        const int nb = blk + kStages - 1;
+        if (nb >= kStages) mbar_wait(&empty_bar[nb % kStages], ((nb / kStages) - 1) & 1);
+        load_block(nb);
+      }
+      __syncwarp();
+    }
+    return;
+  }
+
+  // ---- the output warpgroups ----
+  setmaxnreg_inc<T::kOutRegs>();
+  const int slice = wg - 1;
+  const int e0 = 64 * slice;
+  const int row_e = 16 * warp + g;
+  float st[kDim / 2];
+  {
+    const StateView init = state_source<kDim, kDim, FwdMode::kOutput>(p, where);
+#pragma unroll
+    for (int j = 0; j < kDim / 8; ++j) {
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const int e = e0 + row_e + (c >= 2 ? 8 : 0);
+        const int d = 8 * j + 2 * q + (c & 1);
+        st[4 * j + c] = init.ptr ? init.ptr[d * init.sd + e * init.se] : 0.f;
+      }
+    }
+  }
+  const int off_vt = (mrow + 8 * (lane / 16)) * 128 + (((2 * warp + mat % 2) ^ mrow) << 4);
+  const int off_o = (8 * (mat / 2) + mrow) * 128 + (((2 * warp + mat % 2) ^ mrow) << 4);
+  unsigned char* so = so_base + slice * T::kOBytes;
+  int nstore = 0;
+  for (int blk = 0; blk < num_blocks; ++blk) {
+    const int stage = blk % kStages;
+    const int buf = blk % T::kPBuffers;
+    unsigned char* sq = smem + stage * T::kStageBytes;
+    const uint32_t sq_addr = smem_addr(sq);
+    const uint32_t sk_addr = sq_addr + T::kTileBytes;
+    unsigned char* sv = sq + 2 * T::kTileBytes + slice * kHalf;
+    const int len =
+        static_cast<int>(min(static_cast<std::int64_t>(kBlockN), n_end - n_begin - blk * kBlockN));
+    const int shift = (p.init_shift && seg == 0 && blk == 0) ? 1 : 0;
+    mbar_wait(&full_bar[stage], (blk / kStages) & 1);
+
+    // 1. O^T = S^T Q^T, the state before this block as the register A operand.
+    float oacc[32];
+    uint32_t sa[kKSteps][4];
+#pragma unroll
+    for (int ks = 0; ks < kKSteps; ++ks) {
+      sa[ks][0] = ET::pack(st[8 * ks + 0], st[8 * ks + 1]);
+      sa[ks][1] = ET::pack(st[8 * ks + 2], st[8 * ks + 3]);
+      sa[ks][2] = ET::pack(st[8 * ks + 4], st[8 * ks + 5]);
+      sa[ks][3] = ET::pack(st[8 * ks + 6], st[8 * ks + 7]);
+    }
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < kKSteps; ++ks) {
+      const uint32_t off = (ks / 4) * kHalf + (ks % 4) * 32;
+      wgmma_rs<Element, 64, 0>(oacc, sa[ks], wgmma_desc(sq_addr + off, 16, 1024), ks > 0);
+    }
+    wgmma_commit();
+
+    // 2. V^T diag(w), w[u] = update_scale lambda^(len - 1 - u) (0 past len).
+    uint32_t vw[kBlockN / 16][4];
+    {
+      const float* w = tab_update + kBlockN + len - 1 - 2 * q;
+#pragma unroll
+      for (int ks = 0; ks < kBlockN / 16; ++ks) {
+        uint32_t vt[4];
+        ldsm_x4_trans(vt, sv + off_vt + ks * 2048);
+        const float w0 = w[-16 * ks], w1 = w[-(16 * ks + 1)], w8 = w[-(16 * ks + 8)],
+                    w9 = w[-(16 * ks + 9)];
+        float2 f = ET::unpack(vt[0]);
+        vw[ks][0] = ET::pack(f.x * w0, f.y * w1);
+        f = ET::unpack(vt[1]);
+        vw[ks][1] = ET::pack(f.x * w0, f.y * w1);
+        f = ET::unpack(vt[2]);
+        vw[ks][2] = ET::pack(f.x * w8, f.y * w9);
+        f = ET::unpack(vt[3]);
+        vw[ks][3] = ET::pack(f.x * w8, f.y * w9);
+      }
+    }
+
+    // 3. S^T <- lambda^len S^T + (V^T diag(w)) K, K as an MN-major operand.
+    {
+      const float block_decay = decay[len - shift];
+#pragma unroll
+      for (int i = 0; i < kDim / 2; ++i) st[i] *= block_decay;
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < kBlockN / 16; ++ks) {
+        wgmma_rs<Element, kDim, 1>(st, vw[ks], wgmma_desc(sk_addr + ks * 2048, kHalf, 1024), 1);
+      }
+      wgmma_commit();
+    }
+
+    // 4. The inter part's columns scaled by inter_scale lambda^(t + 1 - shift).
+    wgmma_wait<1>();
+    wgmma_fence_operand(oacc);
+    {
+      const float* w = tab_inter + 1 - shift + 2 * q;
+#pragma unroll
+      for (int j = 0; j < kBlockN / 8; ++j) {
+        oacc[4 * j + 0] *= w[8 * j];
+        oacc[4 * j + 1] *= w[8 * j + 1];
+        oacc[4 * j + 2] *= w[8 * j];
+        oacc[4 * j + 3] *= w[8 * j + 1];
+      }
+    }
+
+    // 5. O^T += V^T P^T once this block's P is in its buffer.
+    mbar_wait(&pfull_bar[buf], (blk / T::kPBuffers) & 1);
+    {
+      uint32_t vt2[kBlockN / 16][4];
+#pragma unroll
+      for (int ks = 0; ks < kBlockN / 16; ++ks) ldsm_x4_trans(vt2[ks], sv + off_vt + ks * 2048);
+      const uint32_t sp_addr = smem_addr(sp_base + buf * kHalf);
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < kBlockN / 16; ++ks) {
+        wgmma_rs<Element, 64, 0>(oacc, vt2[ks], wgmma_desc(sp_addr + ks * 32, 16, 1024), 1);
+      }
+      wgmma_commit();
+      wgmma_wait<0>();
+    }
+    wgmma_fence_operand(oacc);
+    wgmma_fence_operand(st);
+    __syncwarp();
+    if (lane == 0) {
+      mbar_arrive(&empty_bar[stage]);  // this warp is done with the stage's tiles
+      mbar_arrive(&pempty_bar[buf]);   // and with the P buffer
+    }
+
+    // 6. O^T staged as O (tokens, values) in a swizzled tile, stored by TMA.
+    if (wg_tid == 0) bulk_wait_read<1>();  // the store before last has left this staging tile
+    warpgroup_sync();
+    unsigned char* st_tile = so + (nstore & 1) * kHalf;
+#pragma unroll
+    for (int j = 0; j < kBlockN / 8; j += 2) {
+      stsm_x4_trans(st_tile + off_o + 8 * j * 128, ET::pack(oacc[4 * j], oacc[4 * j + 1]),
+                    ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
+                    ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
+                    ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
+    }
+    fence_proxy_async();
+    warpgroup_sync();
+    if (wg_tid == 0) {
+      tma_store_4d(&p.tm_o, st_tile, e0, tile_row(blk), static_cast<int>(hh), static_cast<int>(bb));
+      bulk_commit();
+    }
+    ++nstore;
+  }
+
+  const StateView out = state_destination<kDim, kDim, FwdMode::kOutput>(p, where);
+  if (out.ptr != nullptr) {
+#pragma unroll
+    for (int j = 0; j < kDim / 8; ++j) {
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const int e = e0 + row_e + (c >= 2 ? 8 : 0);
+        const int d = 8 * j + 2 * q + (c & 1);
+        out.ptr[d * out.sd + e * out.se] = st[4 * j + c];
+      }
+    }
+  }
+  if (wg_tid == 0) bulk_wait<0>();
+}
+
+}  // namespace lightning::detail
