@@ -206,6 +206,14 @@ int main(int argc, char** argv) {
         "kernel attributes");
   cudaFuncAttributes ws_attr{};
   check(cudaFuncGetAttributes(&ws_attr, kernel_ws), "kernel attributes");
+  if (3 * ws_attr.numRegs < WsFwdTraits::kPRegs + 2 * WsFwdTraits::kOutRegs) {
+    // Its setmaxnreg increase would wait for registers the block was never given.
+    std::fprintf(stderr,
+                 "lightning-probe-chains: output_ws compiled for %d registers a thread, fewer "
+                 "than its warpgroups' %d + 2 x %d need\n",
+                 ws_attr.numRegs, WsFwdTraits::kPRegs, WsFwdTraits::kOutRegs);
+    return 1;
+  }
   cudaFuncAttributes r168_attr{};
   check(cudaFuncGetAttributes(&r168_attr, kernel_r168), "kernel attributes");
   const std::size_t smem[2][2] = {{Traits::kLocalSmemBytes, Traits::kSmemBytes},

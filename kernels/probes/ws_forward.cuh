@@ -53,10 +53,13 @@ struct WsFwdTraits {
   static constexpr std::size_t kSmemBytes =
       kStages * kStageBytes + kPBuffers * kHalf + 2 * kOBytes + kTableBytes + 8 * kBarriers + 1024;
   static_assert(kSmemBytes <= 227 * 1024);
-  // setmaxnreg: 128 x (kPRegs + 2 kOutRegs) <= 65536.
-  static constexpr int kPRegs = 96;
-  static constexpr int kOutRegs = 208;
-  static_assert(kPRegs + 2 * kOutRegs <= 512 && kPRegs % 8 == 0 && kOutRegs % 8 == 0);
+  // setmaxnreg moves registers between the warpgroups of the block's allocation at launch, 168 a
+  // thread (65536 / 384, rounded down to a multiple of 8): an increase waits until the pool has
+  // them, so kPRegs + 2 kOutRegs > 3 x 168 would wait for ever.
+  static constexpr int kLaunchRegs = 168;
+  static constexpr int kPRegs = 104;
+  static constexpr int kOutRegs = 200;
+  static_assert(kPRegs + 2 * kOutRegs <= 3 * kLaunchRegs && kPRegs % 8 == 0 && kOutRegs % 8 == 0);
 };
 
 // One segment per thread block (p.segments == 1 or the library's segment layout: the incoming
