@@ -46,6 +46,7 @@ constexpr int kDim = 128;
 constexpr std::int64_t kHeads = 32;
 constexpr int kBlockN = 64;
 using Traits = FwdTraits<Element, kDim, kDim>;
+constexpr int kWsVariants = 5;
 
 __global__ void fill_kernel(Element* x, std::int64_t count, std::uint32_t seed) {
   for (std::int64_t i = blockIdx.x * std::int64_t{blockDim.x} + threadIdx.x; i < count;
@@ -66,6 +67,7 @@ struct Case {
   std::int64_t b;       // batch (thread blocks = b * 32 heads * pieces)
   std::int64_t n;       // sequence length
   std::int64_t pieces;  // local-state pass: pieces of the first half of the sequence
+  int variant = 0;      // output_ws: the kernel's kVariant (ws_forward.cuh)
 };
 
 struct Result {
@@ -156,7 +158,9 @@ int main(int argc, char** argv) {
   // per step: the rate a head split into two 64-wide value slices would walk its chain at.
   for (const std::int64_t b : {1, 2, 4}) cases.push_back({"output_e64", true, b, 32768, 1});
   for (const std::int64_t b : {1, 2, 4}) cases.push_back({"output_r168", true, b, 32768, 1});
-  for (const std::int64_t b : {1, 2, 4}) cases.push_back({"output_ws", true, b, 32768, 1});
+  for (int variant = 0; variant < kWsVariants; ++variant) {
+    for (const std::int64_t b : {1, 4}) cases.push_back({"output_ws", true, b, 32768, 1, variant});
+  }
   const std::int64_t max_elems = 4 * kHeads * 32768 * kDim;  // every case has 4M tokens x heads
   Element *q, *k, *v, *o, *o_ref;
   float *s, *workspace;
@@ -200,19 +204,25 @@ int main(int argc, char** argv) {
   check(cudaFuncSetAttribute(kernel_r168, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(Traits::kTmaSmemBytes)),
         "kernel attributes");
-  const Kernel kernel_ws = lightning_fwd_ws_kernel;
-  check(cudaFuncSetAttribute(kernel_ws, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(WsFwdTraits::kSmemBytes)),
-        "kernel attributes");
+  const Kernel kernel_ws[kWsVariants] = {lightning_fwd_ws_kernel<0>, lightning_fwd_ws_kernel<1>,
+                                         lightning_fwd_ws_kernel<2>, lightning_fwd_ws_kernel<3>,
+                                         lightning_fwd_ws_kernel<4>};
   cudaFuncAttributes ws_attr{};
-  check(cudaFuncGetAttributes(&ws_attr, kernel_ws), "kernel attributes");
-  if (3 * ws_attr.numRegs < WsFwdTraits::kPRegs + 2 * WsFwdTraits::kOutRegs) {
-    // Its setmaxnreg increase would wait for registers the block was never given.
-    std::fprintf(stderr,
-                 "lightning-probe-chains: output_ws compiled for %d registers a thread, fewer "
-                 "than its warpgroups' %d + 2 x %d need\n",
-                 ws_attr.numRegs, WsFwdTraits::kPRegs, WsFwdTraits::kOutRegs);
-    return 1;
+  for (const Kernel kernel : kernel_ws) {
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(WsFwdTraits::kSmemBytes)),
+          "kernel attributes");
+    check(cudaFuncGetAttributes(&ws_attr, kernel), "kernel attributes");
+    if (3 * ws_attr.numRegs < WsFwdTraits::kPRegs + 2 * WsFwdTraits::kOutRegs ||
+        ws_attr.localSizeBytes != 0) {
+      // A setmaxnreg increase would wait for registers the block was never given.
+      std::fprintf(stderr,
+                   "lightning-probe-chains: output_ws compiled for %d registers a thread (%zu "
+                   "bytes of local memory); its warpgroups need %d + 2 x %d\n",
+                   ws_attr.numRegs, ws_attr.localSizeBytes, WsFwdTraits::kPRegs,
+                   WsFwdTraits::kOutRegs);
+      return 1;
+    }
   }
   cudaFuncAttributes r168_attr{};
   check(cudaFuncGetAttributes(&r168_attr, kernel_r168), "kernel attributes");
@@ -274,8 +284,8 @@ int main(int argc, char** argv) {
         kernel_e64<<<static_cast<unsigned>(r.blocks), TraitsE64::kThreads,
                      TraitsE64::kTmaSmemBytes>>>(p);
       } else if (ws) {
-        kernel_ws<<<static_cast<unsigned>(r.blocks), WsFwdTraits::kThreads,
-                    WsFwdTraits::kSmemBytes>>>(p);
+        kernel_ws[c.variant]<<<static_cast<unsigned>(r.blocks), WsFwdTraits::kThreads,
+                               WsFwdTraits::kSmemBytes>>>(p);
       } else if (r168) {
         kernel_r168<<<static_cast<unsigned>(r.blocks), Traits::kThreads, Traits::kTmaSmemBytes>>>(
             p);
@@ -361,7 +371,9 @@ int main(int argc, char** argv) {
                                 : e64    ? 2 * kDim + 2 * 64
                                          : 4 * kDim);
     const double gbs = bytes_moved / (median * 1e-3) / 1e9;
-    std::printf("%-12s %-9s %6lld %8lld %14.3f %10.3f %14.0f %12.1f\n", r.c.pass,
+    const std::string name =
+        std::string(r.c.pass) == "output_ws" ? "output_ws" + std::to_string(r.c.variant) : r.c.pass;
+    std::printf("%-12s %-9s %6lld %8lld %14.3f %10.3f %14.0f %12.1f\n", name.c_str(),
                 r.c.tma ? "tma" : "cp.async", static_cast<long long>(r.blocks),
                 static_cast<long long>(r.tokens_per_block), median, us_per_step, gbs,
                 gbs / static_cast<double>(r.blocks));
@@ -377,6 +389,7 @@ int main(int argc, char** argv) {
                                {"max_ms", sorted.back()},
                                {"us_per_64_token_step", us_per_step},
                                {"model_gb_per_s", gbs}});
+    if (std::string(r.c.pass) == "output_ws") report["cases"].back()["variant"] = r.c.variant;
     if (r.compared) {
       report["cases"].back()["against_library"] = {{"elements_with_other_bits", r.mismatches},
                                                    {"max_abs_diff", r.max_abs_diff},

@@ -37,6 +37,14 @@ __device__ __forceinline__ void setmaxnreg_dec() {
   asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegs));
 }
 
+// Named barriers of the two output warpgroups (256 threads): one waits, the other arrives.
+__device__ __forceinline__ void named_barrier_sync(int id) {
+  asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory");
+}
+__device__ __forceinline__ void named_barrier_arrive(int id) {
+  asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory");
+}
+
 struct WsFwdTraits {
   static constexpr int kBlockN = 64;
   static constexpr int kDim = 128;  // D = E
@@ -64,6 +72,14 @@ struct WsFwdTraits {
 
 // One segment per thread block (p.segments == 1 or the library's segment layout: the incoming
 // state comes from state_source, as in lightning_fwd_kernel), tensor maps encoded (p.use_tma).
+// kVariant, the output warpgroups' order within a block (the probe times each):
+//   0: as the shipped pass (inter product, V^T weighted, state decayed, update);
+//   1: the state decayed before the inter product is issued;
+//   2: the update issued before the inter product;
+//   3: as 1, with V^T kept in registers for the intra product instead of read again;
+//   4: as 1, the output warpgroups taking turns to issue (named barriers, as FlashAttention-3's
+//      ping-pong of its two consumer warpgroups).
+template <int kVariant>
 __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     lightning_fwd_ws_kernel(const __grid_constant__ FwdKernelParams p) {
   using Element = __nv_bfloat16;
@@ -229,6 +245,12 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
   const int off_o = (8 * (mat / 2) + mrow) * 128 + (((2 * warp + mat % 2) ^ mrow) << 4);
   unsigned char* so = so_base + slice * T::kOBytes;
   int nstore = 0;
+  // Variant 4: named barrier kTurnBarrier + w completes when output warpgroup w may issue (its
+  // 128 threads wait, the other's 128 arrive); slice 0 goes first.
+  constexpr int kTurnBarrier = 4;
+  if constexpr (kVariant == 4) {
+    if (slice == 1 && num_blocks > 0) named_barrier_arrive(kTurnBarrier);
+  }
   for (int blk = 0; blk < num_blocks; ++blk) {
     const int stage = blk % kStages;
     const int buf = blk % T::kPBuffers;
@@ -241,7 +263,9 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     const int shift = (p.init_shift && seg == 0 && blk == 0) ? 1 : 0;
     mbar_wait(&full_bar[stage], (blk / kStages) & 1);
 
-    // 1. O^T = S^T Q^T, the state before this block as the register A operand.
+    // 1. O^T = S^T Q^T (the state before this block as the register A operand), 2. V^T diag(w)
+    //    with w[u] = update_scale lambda^(len - 1 - u) (0 past len), 3. S^T <- lambda^len S^T +
+    //    (V^T diag(w)) K (K as an MN-major operand), in the variant's order.
     float oacc[32];
     uint32_t sa[kKSteps][4];
 #pragma unroll
@@ -251,50 +275,80 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       sa[ks][2] = ET::pack(st[8 * ks + 4], st[8 * ks + 5]);
       sa[ks][3] = ET::pack(st[8 * ks + 6], st[8 * ks + 7]);
     }
-    wgmma_fence();
+    const float block_decay = decay[len - shift];
+    auto decay_state = [&] {
 #pragma unroll
-    for (int ks = 0; ks < kKSteps; ++ks) {
-      const uint32_t off = (ks / 4) * kHalf + (ks % 4) * 32;
-      wgmma_rs<Element, 64, 0>(oacc, sa[ks], wgmma_desc(sq_addr + off, 16, 1024), ks > 0);
-    }
-    wgmma_commit();
-
-    // 2. V^T diag(w), w[u] = update_scale lambda^(len - 1 - u) (0 past len).
-    uint32_t vw[kBlockN / 16][4];
-    {
+      for (int i = 0; i < kDim / 2; ++i) st[i] *= block_decay;
+    };
+    auto issue_inter = [&] {
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < kKSteps; ++ks) {
+        const uint32_t off = (ks / 4) * kHalf + (ks % 4) * 32;
+        wgmma_rs<Element, 64, 0>(oacc, sa[ks], wgmma_desc(sq_addr + off, 16, 1024), ks > 0);
+      }
+      wgmma_commit();
+    };
+    uint32_t vt[kBlockN / 16][4], vw[kBlockN / 16][4];
+    auto weigh_v = [&] {
       const float* w = tab_update + kBlockN + len - 1 - 2 * q;
 #pragma unroll
       for (int ks = 0; ks < kBlockN / 16; ++ks) {
-        uint32_t vt[4];
-        ldsm_x4_trans(vt, sv + off_vt + ks * 2048);
+        ldsm_x4_trans(vt[ks], sv + off_vt + ks * 2048);
         const float w0 = w[-16 * ks], w1 = w[-(16 * ks + 1)], w8 = w[-(16 * ks + 8)],
                     w9 = w[-(16 * ks + 9)];
-        float2 f = ET::unpack(vt[0]);
+        float2 f = ET::unpack(vt[ks][0]);
         vw[ks][0] = ET::pack(f.x * w0, f.y * w1);
-        f = ET::unpack(vt[1]);
+        f = ET::unpack(vt[ks][1]);
         vw[ks][1] = ET::pack(f.x * w0, f.y * w1);
-        f = ET::unpack(vt[2]);
+        f = ET::unpack(vt[ks][2]);
         vw[ks][2] = ET::pack(f.x * w8, f.y * w9);
-        f = ET::unpack(vt[3]);
+        f = ET::unpack(vt[ks][3]);
         vw[ks][3] = ET::pack(f.x * w8, f.y * w9);
       }
-    }
-
-    // 3. S^T <- lambda^len S^T + (V^T diag(w)) K, K as an MN-major operand.
-    {
-      const float block_decay = decay[len - shift];
-#pragma unroll
-      for (int i = 0; i < kDim / 2; ++i) st[i] *= block_decay;
+    };
+    auto issue_update = [&] {
       wgmma_fence();
 #pragma unroll
       for (int ks = 0; ks < kBlockN / 16; ++ks) {
         wgmma_rs<Element, kDim, 1>(st, vw[ks], wgmma_desc(sk_addr + ks * 2048, kHalf, 1024), 1);
       }
       wgmma_commit();
+    };
+    if constexpr (kVariant == 0) {
+      // As the shipped pass: the decay between the two products (ptxas then waits for the first
+      // before it, C7517).
+      issue_inter();
+      weigh_v();
+      decay_state();
+      issue_update();
+      wgmma_wait<1>();
+    } else if constexpr (kVariant == 1 || kVariant == 3) {
+      // The decay before either product is in flight.
+      decay_state();
+      issue_inter();
+      weigh_v();
+      issue_update();
+      wgmma_wait<1>();
+    } else if constexpr (kVariant == 4) {
+      // As 1, the two output warpgroups taking turns to issue their products.
+      decay_state();
+      weigh_v();
+      named_barrier_sync(kTurnBarrier + slice);
+      issue_inter();
+      issue_update();
+      if (slice == 0 || blk + 1 < num_blocks) named_barrier_arrive(kTurnBarrier + 1 - slice);
+      wgmma_wait<1>();
+    } else {
+      // The state's chain first: the update, then the inter product.
+      decay_state();
+      weigh_v();
+      issue_update();
+      issue_inter();
+      wgmma_wait<0>();
     }
 
     // 4. The inter part's columns scaled by inter_scale lambda^(t + 1 - shift).
-    wgmma_wait<1>();
     wgmma_fence_operand(oacc);
     {
       const float* w = tab_inter + 1 - shift + 2 * q;
@@ -310,14 +364,16 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     // 5. O^T += V^T P^T once this block's P is in its buffer.
     mbar_wait(&pfull_bar[buf], (blk / T::kPBuffers) & 1);
     {
-      uint32_t vt2[kBlockN / 16][4];
+      // V^T again from shared memory, or (variant 3) kept in registers since step 2.
+      if constexpr (kVariant != 3) {
 #pragma unroll
-      for (int ks = 0; ks < kBlockN / 16; ++ks) ldsm_x4_trans(vt2[ks], sv + off_vt + ks * 2048);
+        for (int ks = 0; ks < kBlockN / 16; ++ks) ldsm_x4_trans(vt[ks], sv + off_vt + ks * 2048);
+      }
       const uint32_t sp_addr = smem_addr(sp_base + buf * kHalf);
       wgmma_fence();
 #pragma unroll
       for (int ks = 0; ks < kBlockN / 16; ++ks) {
-        wgmma_rs<Element, 64, 0>(oacc, vt2[ks], wgmma_desc(sp_addr + ks * 32, 16, 1024), 1);
+        wgmma_rs<Element, 64, 0>(oacc, vt[ks], wgmma_desc(sp_addr + ks * 32, 16, 1024), 1);
       }
       wgmma_commit();
       wgmma_wait<0>();
