@@ -14,8 +14,9 @@
 // library's output pass (TMA) compiled for 168 registers a thread instead of 255
 // ("output_r168"): what its two warpgroups would keep if a third, holding a 128 x 128 fp32 state
 // as its accumulator, shared the SM (65536 / 384 threads); and the warp-specialised output pass
-// (probes/ws_forward.cuh, "output_ws"), whose outputs are also compared with the library's. Cold
-// L2: a 256 MiB buffer is rewritten before every sample. Exit 77 where there is no CUDA device.
+// (probes/ws_forward.cuh, "output_ws", each of its variants at 32 and 128 thread blocks), whose
+// outputs are also compared bit for bit with the library's. Cold L2: a 256 MiB buffer is rewritten
+// before every sample. Exit 77 where there is no CUDA device.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
