@@ -45,6 +45,15 @@ __device__ __forceinline__ void named_barrier_arrive(int id) {
   asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory");
 }
 
+__device__ __forceinline__ int ld_acquire_gpu(const int* p) {
+  int v;
+  asm volatile("ld.acquire.gpu.global.s32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ void st_release_gpu(int* p, int v) {
+  asm volatile("st.release.gpu.global.s32 [%0], %1;\n" ::"l"(p), "r"(v) : "memory");
+}
+
 struct WsFwdTraits {
   static constexpr int kBlockN = 64;
   static constexpr int kDim = 128;  // D = E
@@ -79,9 +88,23 @@ struct WsFwdTraits {
 //   3: as 1, with V^T kept in registers for the intra product instead of read again;
 //   4: as 1, the output warpgroups taking turns to issue (named barriers, as FlashAttention-3's
 //      ping-pong of its two consumer warpgroups).
-template <int kVariant>
+//
+// kChained (with kVariant 1): the chained short-piece scheme of kernels/README.md ("the one route
+// left"). p.segments pieces of p.segment_len tokens per (b, h); one thread block per piece, which
+// claims its piece in order (chain_sync[0], an atomic counter: every piece before it has a running
+// thread block, so the waits below cannot deadlock), pieces of the same index for every head
+// first. A thread block
+//   A. sweeps its piece's K and V into the piece's local state S_loc (the update from zero);
+//   B. waits until the state entering its piece, S_in(j), is published (chain_sync[1 + chain] >=
+//      j), reads it, publishes S_in(j + 1) = lambda^len S_in(j) + S_loc(j) for the next piece
+//      (two workspace slots per chain are enough: S_in(j + 2) is written only after S_in(j) was
+//      read, through the chain), and
+//   C. runs the output pass over its piece from S_in(j), its K and V read again, from L2 if they
+//      are still there.
+// chain_sync must be zero at launch.
+template <int kVariant, bool kChained = false>
 __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
-    lightning_fwd_ws_kernel(const __grid_constant__ FwdKernelParams p) {
+    lightning_fwd_ws_kernel(const __grid_constant__ FwdKernelParams p, int* chain_sync) {
   using Element = __nv_bfloat16;
   using ET = ElementTraits<Element>;
   using T = WsFwdTraits;
@@ -114,11 +137,29 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
   const int q = lane % 4;
   const int mat = lane / 8, mrow = lane % 8;
 
-  const FwdBlock where = decode_block<FwdMode::kOutput>(p, 1);
+  FwdBlock where;
+  if constexpr (kChained) {
+    static_assert(kVariant == 1, "the chained pass takes variant 1's order");
+    __shared__ int claimed;
+    if (tid == 0) claimed = atomicAdd(chain_sync, 1);
+    __syncthreads();
+    const std::int64_t chains = p.b * p.h;
+    const std::int64_t chain = claimed % chains;
+    where.seg = claimed / chains;
+    where.hh = chain % p.h;
+    where.bb = chain / p.h;
+    where.slice = 0;
+  } else {
+    where = decode_block<FwdMode::kOutput>(p, 1);
+  }
   const std::int64_t bb = where.bb, hh = where.hh, seg = where.seg;
   const TokenRange range = token_range<FwdMode::kOutput>(p, where);
   const std::int64_t n_begin = range.begin, n_end = range.end;
   const int num_blocks = static_cast<int>((n_end - n_begin + kBlockN - 1) / kBlockN);
+  // The stages see "virtual blocks": kChained, the piece's blocks twice (K and V for the sweep,
+  // then Q, K and V for the outputs).
+  const int base = kChained ? num_blocks : 0;
+  const int total = base + num_blocks;
 
   {
     const float s = p.s[hh];
@@ -153,18 +194,19 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
   if (wg == 0) {
     // ---- the P warpgroup (and thread 0, the loads) ----
     setmaxnreg_dec<T::kPRegs>();
-    auto load_block = [&](int blk) {
-      unsigned char* stage = smem + (blk % kStages) * T::kStageBytes;
-      std::uint64_t* bar = &full_bar[blk % kStages];
-      const int row = tile_row(blk);
+    auto load_block = [&](int vi) {
+      unsigned char* stage = smem + (vi % kStages) * T::kStageBytes;
+      std::uint64_t* bar = &full_bar[vi % kStages];
+      const bool sweep = vi < base;
+      const int row = tile_row(sweep ? vi : vi - base);
       const int h = static_cast<int>(hh), b = static_cast<int>(bb);
-      mbar_arrive_expect_tx(bar, T::kStageBytes);
-      tma_load_5d(stage, &p.tm_q, bar, 0, row, 0, h, b);
+      mbar_arrive_expect_tx(bar, sweep ? 2 * T::kTileBytes : T::kStageBytes);
+      if (!sweep) tma_load_5d(stage, &p.tm_q, bar, 0, row, 0, h, b);
       tma_load_5d(stage + T::kTileBytes, &p.tm_k, bar, 0, row, 0, h, b);
       tma_load_5d(stage + 2 * T::kTileBytes, &p.tm_v, bar, 0, row, 0, h, b);
     };
     if (tid == 0) {
-      for (int blk = 0; blk < kStages - 1 && blk < num_blocks; ++blk) load_block(blk);
+      for (int vi = 0; vi < kStages - 1 && vi < total; ++vi) load_block(vi);
     }
     __syncwarp();
     // Query t = 16 warp + g + 8 half against key u = 8 j + 2 q + c: t - u = a + 8 half - 8 j - c.
@@ -173,10 +215,28 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     const int off_p_row = (16 * warp + 8 * (mat % 2) + mrow) * 128;
     const int p_xor = (mat / 2) ^ mrow;
     float pacc[32];
-    for (int blk = 0; blk < num_blocks; ++blk) {
-      const int stage = blk % kStages;
+    for (int vi = 0; vi < total; ++vi) {
+      const int stage = vi % kStages;
+      mbar_wait(&full_bar[stage], (vi / kStages) & 1);
+      auto load_ahead = [&] {
+        // The tiles of virtual block vi + 2 into the stage of vi - 1, once everyone has read it.
+        if (tid == 0 && vi + kStages - 1 < total) {
+          const int nb = vi + kStages - 1;
+          if (nb >= kStages) mbar_wait(&empty_bar[nb % kStages], ((nb / kStages) - 1) & 1);
+          load_block(nb);
+        }
+        __syncwarp();
+      };
+      if (vi < base) {
+        // The sweep's stages: nothing to read here (arriving only after the stage is full keeps
+        // these arrivals in the right phase).
+        __syncwarp();
+        if (lane == 0) mbar_arrive(&empty_bar[stage]);
+        load_ahead();
+        continue;
+      }
+      const int blk = vi - base;
       const int buf = blk % T::kPBuffers;
-      mbar_wait(&full_bar[stage], (blk / kStages) & 1);
       if (blk >= T::kPBuffers) mbar_wait(&pempty_bar[buf], ((blk / T::kPBuffers) - 1) & 1);
       const uint32_t sq_addr = smem_addr(smem + stage * T::kStageBytes);
       const uint32_t sk_addr = sq_addr + T::kTileBytes;
@@ -212,13 +272,7 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       }
       fence_proxy_async();  // P is read by wgmma (the async proxy)
       mbar_arrive(&pfull_bar[buf]);
-      // The tiles of block blk + 2 into the stage of block blk - 1, once everyone has read it.
-      if (tid == 0 && blk + kStages - 1 < num_blocks) {
-        const int nb = blk + kStages - 1;
-        if (nb >= kStages) mbar_wait(&empty_bar[nb % kStages], ((nb / kStages) - 1) & 1);
-        load_block(nb);
-      }
-      __syncwarp();
+      load_ahead();
     }
     return;
   }
@@ -229,7 +283,7 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
   const int e0 = 64 * slice;
   const int row_e = 16 * warp + g;
   float st[kDim / 2];
-  {
+  if constexpr (!kChained) {
     const StateView init = state_source<kDim, kDim, FwdMode::kOutput>(p, where);
 #pragma unroll
     for (int j = 0; j < kDim / 8; ++j) {
@@ -248,11 +302,96 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
   // Variant 4: named barrier kTurnBarrier + w completes when output warpgroup w may issue (its
   // 128 threads wait, the other's 128 arrive); slice 0 goes first.
   constexpr int kTurnBarrier = 4;
+  constexpr int kChainBarrier = 6;  // kChained: the two output warpgroups around the hand-over
   if constexpr (kVariant == 4) {
     if (slice == 1 && num_blocks > 0) named_barrier_arrive(kTurnBarrier);
   }
+  if constexpr (kChained) {
+    // A. The piece's local state: the update alone, from zero.
+#pragma unroll
+    for (int i = 0; i < kDim / 2; ++i) st[i] = 0.f;
+    for (int vi = 0; vi < base; ++vi) {
+      const int stage = vi % kStages;
+      unsigned char* sv = smem + stage * T::kStageBytes + 2 * T::kTileBytes + slice * kHalf;
+      const uint32_t sk_addr = smem_addr(smem + stage * T::kStageBytes + T::kTileBytes);
+      const int len =
+          static_cast<int>(min(static_cast<std::int64_t>(kBlockN), n_end - n_begin - vi * kBlockN));
+      mbar_wait(&full_bar[stage], (vi / kStages) & 1);
+      uint32_t vw[kBlockN / 16][4];
+      const float* w = tab_update + kBlockN + len - 1 - 2 * q;
+#pragma unroll
+      for (int ks = 0; ks < kBlockN / 16; ++ks) {
+        uint32_t vt[4];
+        ldsm_x4_trans(vt, sv + off_vt + ks * 2048);
+        const float w0 = w[-16 * ks], w1 = w[-(16 * ks + 1)], w8 = w[-(16 * ks + 8)],
+                    w9 = w[-(16 * ks + 9)];
+        float2 f = ET::unpack(vt[0]);
+        vw[ks][0] = ET::pack(f.x * w0, f.y * w1);
+        f = ET::unpack(vt[1]);
+        vw[ks][1] = ET::pack(f.x * w0, f.y * w1);
+        f = ET::unpack(vt[2]);
+        vw[ks][2] = ET::pack(f.x * w8, f.y * w9);
+        f = ET::unpack(vt[3]);
+        vw[ks][3] = ET::pack(f.x * w8, f.y * w9);
+      }
+      const float block_decay = decay[len];
+#pragma unroll
+      for (int i = 0; i < kDim / 2; ++i) st[i] *= block_decay;
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < kBlockN / 16; ++ks) {
+        wgmma_rs<Element, kDim, 1>(st, vw[ks], wgmma_desc(sk_addr + ks * 2048, kHalf, 1024), 1);
+      }
+      wgmma_commit();
+      wgmma_wait<0>();
+      wgmma_fence_operand(st);
+      __syncwarp();
+      if (lane == 0) mbar_arrive(&empty_bar[stage]);
+    }
+    // B. The state entering the piece, and the next piece's, through the chain.
+    const std::int64_t chain = bb * p.h + hh;
+    int* flag = chain_sync + 1 + chain;
+    float* slots = p.workspace + chain * 2 * kDim * kDim;
+    const float* in = slots + (seg % 2) * kDim * kDim;
+    float* next = slots + ((seg + 1) % 2) * kDim * kDim;
+    const bool publish = seg + 1 < p.segments;
+    const float piece_decay = expf(-p.s[hh] * static_cast<float>(n_end - n_begin));
+    if (seg > 0) {
+      if (tid == 128) {
+        while (ld_acquire_gpu(flag) < seg) {
+        }
+      }
+      __syncwarp();
+      named_barrier_sync(kChainBarrier);
+    }
+#pragma unroll
+    for (int j = 0; j < kDim / 8; ++j) {
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const int e = e0 + row_e + (c >= 2 ? 8 : 0);
+        const int d = 8 * j + 2 * q + (c & 1);
+        float x = 0.f;
+        if (seg > 0) {
+          x = __ldcg(in + d * kDim + e);
+        } else if (p.initial_state != nullptr) {
+          x = p.initial_state[bb * p.is_stride[0] + hh * p.is_stride[1] + d * p.is_stride[2] +
+                              e * p.is_stride[3]];
+        }
+        if (publish) next[d * kDim + e] = piece_decay * x + st[4 * j + c];
+        st[4 * j + c] = x;
+      }
+    }
+    if (publish) {
+      __threadfence();
+      named_barrier_sync(kChainBarrier);
+      if (tid == 128) st_release_gpu(flag, static_cast<int>(seg) + 1);
+    }
+  }
+
+  // C. The outputs.
   for (int blk = 0; blk < num_blocks; ++blk) {
-    const int stage = blk % kStages;
+    const int vi = base + blk;
+    const int stage = vi % kStages;
     const int buf = blk % T::kPBuffers;
     unsigned char* sq = smem + stage * T::kStageBytes;
     const uint32_t sq_addr = smem_addr(sq);
@@ -261,7 +400,7 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     const int len =
         static_cast<int>(min(static_cast<std::int64_t>(kBlockN), n_end - n_begin - blk * kBlockN));
     const int shift = (p.init_shift && seg == 0 && blk == 0) ? 1 : 0;
-    mbar_wait(&full_bar[stage], (blk / kStages) & 1);
+    mbar_wait(&full_bar[stage], (vi / kStages) & 1);
 
     // 1. O^T = S^T Q^T (the state before this block as the register A operand), 2. V^T diag(w)
     //    with w[u] = update_scale lambda^(len - 1 - u) (0 past len), 3. S^T <- lambda^len S^T +
