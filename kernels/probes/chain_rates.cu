@@ -82,6 +82,8 @@ struct Result {
   bool compared = false;
   unsigned long long mismatches = 0;  // elements whose bits differ
   float max_abs_diff = 0.f, max_abs_ref = 0.f;
+  // output_chained: medians of its per-piece trace (ws_forward.cuh), microseconds.
+  nlohmann::json trace;
 };
 
 // Elements of a and b whose bits differ, the largest |a - b| and the largest |b| (non-negative
@@ -208,7 +210,7 @@ int main(int argc, char** argv) {
   check(cudaFuncSetAttribute(kernel_r168, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(Traits::kTmaSmemBytes)),
         "kernel attributes");
-  using WsKernel = void (*)(FwdKernelParams, int*);
+  using WsKernel = void (*)(FwdKernelParams, int*, unsigned long long*);
   const WsKernel kernel_ws[kWsVariants] = {lightning_fwd_ws_kernel<0>, lightning_fwd_ws_kernel<1>,
                                            lightning_fwd_ws_kernel<2>, lightning_fwd_ws_kernel<3>,
                                            lightning_fwd_ws_kernel<4>};
@@ -292,7 +294,7 @@ int main(int argc, char** argv) {
                      TraitsE64::kTmaSmemBytes>>>(p);
       } else if (ws) {
         kernel_ws[c.variant]<<<static_cast<unsigned>(r.blocks), WsFwdTraits::kThreads,
-                               WsFwdTraits::kSmemBytes>>>(p, nullptr);
+                               WsFwdTraits::kSmemBytes>>>(p, nullptr, nullptr);
       } else if (r168) {
         kernel_r168<<<static_cast<unsigned>(r.blocks), Traits::kThreads, Traits::kTmaSmemBytes>>>(
             p);
@@ -402,7 +404,7 @@ int main(int argc, char** argv) {
       });
       results.push_back(r);
     }
-    for (const std::int64_t piece : {1024, 2048, 4096}) {
+    for (const std::int64_t piece : {1024, 2048, 4096, 8192}) {
       FwdKernelParams p{};
       p.q = q;
       p.k = k;
@@ -433,7 +435,7 @@ int main(int argc, char** argv) {
       r.tokens_per_block = kN;
       time_samples(r, [&] {
         kernel_chained<<<static_cast<unsigned>(r.blocks), WsFwdTraits::kThreads,
-                         WsFwdTraits::kSmemBytes>>>(p, chain_sync);
+                         WsFwdTraits::kSmemBytes>>>(p, chain_sync, nullptr);
         check(cudaGetLastError(), "launch");
       });
       // Against the library's forward (different state sums, so not bit for bit): the largest
@@ -450,6 +452,43 @@ int main(int argc, char** argv) {
       std::memcpy(&r.max_abs_diff, &bits[0], sizeof(float));
       std::memcpy(&r.max_abs_ref, &bits[1], sizeof(float));
       r.compared = true;
+      // One more run with the per-piece trace: where a piece's time goes, and how fast the state
+      // travels down a chain.
+      {
+        unsigned long long* trace;
+        const std::size_t trace_bytes = 8 * r.blocks * sizeof(unsigned long long);
+        check(cudaMalloc(&trace, trace_bytes), "trace");
+        check(cudaMemsetAsync(chain_sync, 0, (1 + kHeads) * sizeof(int)), "chain flags");
+        kernel_chained<<<static_cast<unsigned>(r.blocks), WsFwdTraits::kThreads,
+                         WsFwdTraits::kSmemBytes>>>(p, chain_sync, trace);
+        check(cudaGetLastError(), "launch");
+        std::vector<unsigned long long> t(8 * r.blocks);
+        check(cudaMemcpy(t.data(), trace, trace_bytes, cudaMemcpyDeviceToHost), "trace");
+        cudaFree(trace);
+        auto median_us = [](std::vector<double> x) {
+          std::sort(x.begin(), x.end());
+          return x.empty() ? 0.0 : x[x.size() / 2];
+        };
+        std::vector<double> sweep, wait, handover, outputs, link;
+        unsigned long long t0 = ~0ull, t_end = 0;
+        for (std::int64_t i = 0; i < r.blocks; ++i) {
+          const unsigned long long* e = &t[8 * i];
+          sweep.push_back((e[2] - e[1]) * 1e-3);
+          wait.push_back((e[3] - e[2]) * 1e-3);
+          handover.push_back((e[4] - e[3]) * 1e-3);
+          outputs.push_back((e[5] - e[4]) * 1e-3);
+          t0 = std::min(t0, e[1]);
+          t_end = std::max(t_end, e[5]);
+          if (i >= kHeads)
+            link.push_back((static_cast<double>(e[4]) - t[8 * (i - kHeads) + 4]) * 1e-3);
+        }
+        r.trace = {
+            {"sweep_us_median", median_us(sweep)},       {"wait_us_median", median_us(wait)},
+            {"handover_us_median", median_us(handover)}, {"outputs_us_median", median_us(outputs)},
+            {"link_us_median", median_us(link)},         {"span_us", (t_end - t0) * 1e-3}};
+        std::printf("  trace (piece %lld): %s\n", static_cast<long long>(piece),
+                    r.trace.dump().c_str());
+      }
       results.push_back(r);
     }
   }
@@ -527,6 +566,7 @@ int main(int argc, char** argv) {
       report["cases"].back()["mtok_per_s"] = r.chains * r.tokens_per_block / (median * 1e3);
       if (std::string(r.c.pass) == "output_chained") {
         report["cases"].back()["piece_tokens"] = r.c.pieces;
+        report["cases"].back()["trace"] = r.trace;
       }
     }
     if (r.compared) {

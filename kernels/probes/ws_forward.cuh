@@ -54,6 +54,12 @@ __device__ __forceinline__ void st_release_gpu(int* p, int v) {
   asm volatile("st.release.gpu.global.s32 [%0], %1;\n" ::"l"(p), "r"(v) : "memory");
 }
 
+__device__ __forceinline__ unsigned long long global_timer() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+  return t;
+}
+
 struct WsFwdTraits {
   static constexpr int kBlockN = 64;
   static constexpr int kDim = 128;  // D = E
@@ -101,10 +107,14 @@ struct WsFwdTraits {
 //      read, through the chain), and
 //   C. runs the output pass over its piece from S_in(j), its K and V read again, from L2 if they
 //      are still there.
-// chain_sync must be zero at launch.
+// chain_sync must be zero at launch. trace (kChained, may be null): per piece, in claim order, 8
+// words: the SM, then global-timer nanoseconds at the claim, after the sweep, once the entering
+// state is there, after the hand-over, and at the end.
 template <int kVariant, bool kChained = false>
 __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
-    lightning_fwd_ws_kernel(const __grid_constant__ FwdKernelParams p, int* chain_sync) {
+    lightning_fwd_ws_kernel(const __grid_constant__ FwdKernelParams p,
+                            int* chain_sync,
+                            unsigned long long* trace) {
   using Element = __nv_bfloat16;
   using ET = ElementTraits<Element>;
   using T = WsFwdTraits;
@@ -138,6 +148,7 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
   const int mat = lane / 8, mrow = lane % 8;
 
   FwdBlock where;
+  [[maybe_unused]] int claimed_id = 0;
   if constexpr (kChained) {
     static_assert(kVariant == 1, "the chained pass takes variant 1's order");
     __shared__ int claimed;
@@ -149,6 +160,13 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     where.hh = chain % p.h;
     where.bb = chain / p.h;
     where.slice = 0;
+    claimed_id = claimed;
+    if (trace != nullptr && tid == 0) {
+      unsigned smid;
+      asm volatile("mov.u32 %0, %%smid;\n" : "=r"(smid));
+      trace[8 * claimed_id + 0] = smid;
+      trace[8 * claimed_id + 1] = global_timer();
+    }
   } else {
     where = decode_block<FwdMode::kOutput>(p, 1);
   }
@@ -348,12 +366,17 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       __syncwarp();
       if (lane == 0) mbar_arrive(&empty_bar[stage]);
     }
-    // B. The state entering the piece, and the next piece's, through the chain.
+    // B. The state entering the piece, and the next piece's, through the chain. The slots hold a
+    //    state in the output warpgroups' fragment order (thread t's 64 values at 64 t), so that
+    //    each thread moves its part as 16-byte vectors; only this kernel reads them.
+    if (trace != nullptr && tid == 128) trace[8 * claimed_id + 2] = global_timer();
     const std::int64_t chain = bb * p.h + hh;
     int* flag = chain_sync + 1 + chain;
     float* slots = p.workspace + chain * 2 * kDim * kDim;
-    const float* in = slots + (seg % 2) * kDim * kDim;
-    float* next = slots + ((seg + 1) % 2) * kDim * kDim;
+    const float4* in =
+        reinterpret_cast<const float4*>(slots + (seg % 2) * kDim * kDim) + (tid - 128) * 16;
+    float4* next =
+        reinterpret_cast<float4*>(slots + ((seg + 1) % 2) * kDim * kDim) + (tid - 128) * 16;
     const bool publish = seg + 1 < p.segments;
     const float piece_decay = expf(-p.s[hh] * static_cast<float>(n_end - n_begin));
     if (seg > 0) {
@@ -364,21 +387,50 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       __syncwarp();
       named_barrier_sync(kChainBarrier);
     }
+    if (trace != nullptr && tid == 128) trace[8 * claimed_id + 3] = global_timer();
+    if (seg > 0 || p.initial_state == nullptr) {
 #pragma unroll
-    for (int j = 0; j < kDim / 8; ++j) {
-#pragma unroll
-      for (int c = 0; c < 4; ++c) {
-        const int e = e0 + row_e + (c >= 2 ? 8 : 0);
-        const int d = 8 * j + 2 * q + (c & 1);
-        float x = 0.f;
-        if (seg > 0) {
-          x = __ldcg(in + d * kDim + e);
-        } else if (p.initial_state != nullptr) {
-          x = p.initial_state[bb * p.is_stride[0] + hh * p.is_stride[1] + d * p.is_stride[2] +
-                              e * p.is_stride[3]];
+      for (int i = 0; i < 16; ++i) {
+        const float4 x = seg > 0 ? __ldcg(in + i) : make_float4(0.f, 0.f, 0.f, 0.f);
+        if (publish) {
+          next[i] =
+              make_float4(piece_decay * x.x + st[4 * i], piece_decay * x.y + st[4 * i + 1],
+                          piece_decay * x.z + st[4 * i + 2], piece_decay * x.w + st[4 * i + 3]);
         }
-        if (publish) next[d * kDim + e] = piece_decay * x + st[4 * j + c];
-        st[4 * j + c] = x;
+        st[4 * i] = x.x;
+        st[4 * i + 1] = x.y;
+        st[4 * i + 2] = x.z;
+        st[4 * i + 3] = x.w;
+      }
+    } else {
+      // The caller's initial state enters the first piece (st[4 j + c] is S[d][e] at the
+      // fragment's d and e).
+#pragma unroll
+      for (int j = 0; j < kDim / 8; ++j) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          const int e = e0 + row_e + (c >= 2 ? 8 : 0);
+          const int d = 8 * j + 2 * q + (c & 1);
+          const float x = p.initial_state[bb * p.is_stride[0] + hh * p.is_stride[1] +
+                                          d * p.is_stride[2] + e * p.is_stride[3]];
+          st[4 * j + c] = piece_decay * x + st[4 * j + c];  // S_in(1), for now
+        }
+      }
+      if (publish) {
+#pragma unroll
+        for (int i = 0; i < 16; ++i) {
+          next[i] = make_float4(st[4 * i], st[4 * i + 1], st[4 * i + 2], st[4 * i + 3]);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < kDim / 8; ++j) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          const int e = e0 + row_e + (c >= 2 ? 8 : 0);
+          const int d = 8 * j + 2 * q + (c & 1);
+          st[4 * j + c] = p.initial_state[bb * p.is_stride[0] + hh * p.is_stride[1] +
+                                          d * p.is_stride[2] + e * p.is_stride[3]];
+        }
       }
     }
     if (publish) {
@@ -386,6 +438,7 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       named_barrier_sync(kChainBarrier);
       if (tid == 128) st_release_gpu(flag, static_cast<int>(seg) + 1);
     }
+    if (trace != nullptr && tid == 128) trace[8 * claimed_id + 4] = global_timer();
   }
 
   // C. The outputs.
@@ -558,6 +611,9 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     }
   }
   if (wg_tid == 0) bulk_wait<0>();
+  if constexpr (kChained) {
+    if (trace != nullptr && tid == 128) trace[8 * claimed_id + 5] = global_timer();
+  }
 }
 
 }  // namespace lightning::detail
