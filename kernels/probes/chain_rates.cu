@@ -14,7 +14,7 @@
 // library's output pass (TMA) compiled for 168 registers a thread instead of 255
 // ("output_r168"): what its two warpgroups would keep if a third, holding a 128 x 128 fp32 state
 // as its accumulator, shared the SM (65536 / 384 threads); and the warp-specialised output pass
-// (probes/ws_forward.cuh, "output_ws", each of its variants at 32 and 128 thread blocks), whose
+// (src/forward_ws.cuh, "output_ws", each of its variants at 32 and 128 thread blocks), whose
 // outputs are also compared bit for bit with the library's. Cold L2: a 256 MiB buffer is rewritten
 // before every sample. Exit 77 where there is no CUDA device.
 #include <algorithm>
@@ -33,7 +33,6 @@
 
 #include "forward.cuh"
 #include "launch.h"
-#include "ws_forward.cuh"
 
 #ifndef LIGHTNING_PROBE_GIT_SHA
 #define LIGHTNING_PROBE_GIT_SHA "unknown"
@@ -68,7 +67,7 @@ struct Case {
   std::int64_t b;       // batch (thread blocks = b * 32 heads * pieces)
   std::int64_t n;       // sequence length
   std::int64_t pieces;  // local-state pass: pieces of the first half of the sequence
-  int variant = 0;      // output_ws: the kernel's kVariant (ws_forward.cuh)
+  int variant = 0;      // output_ws: the kernel's kVariant (forward_ws.cuh)
 };
 
 struct Result {
@@ -82,7 +81,7 @@ struct Result {
   bool compared = false;
   unsigned long long mismatches = 0;  // elements whose bits differ
   float max_abs_diff = 0.f, max_abs_ref = 0.f;
-  // output_chained: medians of its per-piece trace (ws_forward.cuh), microseconds.
+  // output_chained: medians of its per-piece trace (forward_ws.cuh), microseconds.
   nlohmann::json trace;
 };
 
@@ -211,11 +210,12 @@ int main(int argc, char** argv) {
                              static_cast<int>(Traits::kTmaSmemBytes)),
         "kernel attributes");
   using WsKernel = void (*)(FwdKernelParams, int*, unsigned long long*);
-  const WsKernel kernel_ws[kWsVariants] = {lightning_fwd_ws_kernel<0>, lightning_fwd_ws_kernel<1>,
-                                           lightning_fwd_ws_kernel<2>, lightning_fwd_ws_kernel<3>,
-                                           lightning_fwd_ws_kernel<4>};
+  const WsKernel kernel_ws[kWsVariants] = {
+      lightning_fwd_ws_kernel<Element, 0>, lightning_fwd_ws_kernel<Element, 1>,
+      lightning_fwd_ws_kernel<Element, 2>, lightning_fwd_ws_kernel<Element, 3>,
+      lightning_fwd_ws_kernel<Element, 4>};
   cudaFuncAttributes ws_attr{};
-  const WsKernel kernel_chained = lightning_fwd_ws_kernel<1, true>;
+  const WsKernel kernel_chained = lightning_fwd_ws_kernel<Element, 1, true>;
   for (const WsKernel kernel :
        {kernel_ws[0], kernel_ws[1], kernel_ws[2], kernel_ws[3], kernel_ws[4], kernel_chained}) {
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -334,7 +334,7 @@ int main(int argc, char** argv) {
     results.push_back(r);
   }
 
-  // The chained short-piece scheme (ws_forward.cuh, kChained) against the library's whole forward
+  // The chained short-piece scheme (forward_ws.cuh, kChained) against the library's whole forward
   // at the sweep's 128k point (B = 1, H = 32, N = 131072: the plan takes 4 segments), on slopes
   // small enough (s_h = 1e-5 h, s_0 = 0) that every piece's state reaches far down the chain.
   {

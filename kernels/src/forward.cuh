@@ -883,6 +883,12 @@ __global__ void __launch_bounds__(kBoundThreads,
   }
 }
 
+}  // namespace lightning::detail
+
+#include "forward_ws.cuh"
+
+namespace lightning::detail {
+
 // ---- fp32 inputs: exact fp32 arithmetic, SIMT ------------------------------------------------
 // The blocked algorithm in plain fp32 FMAs, every decay read from a table of exp(-s k) (a
 // recurrence that multiplies by a rounded lambda every token drifts: lambda_fp32^64 is not
@@ -1181,6 +1187,10 @@ __global__ void lightning_segment_scan_kernel(const __grid_constant__ FwdKernelP
 
 void run_segment_scan(const FwdKernelParams& kp, const Shape& shape, cudaStream_t stream);
 
+// False with LIGHTNING_NO_WS=1: the output passes at D = E = 128 take lightning_fwd_kernel instead
+// of the warp-specialised kernel (the A/B baseline).
+bool warp_specialised_allowed();
+
 // The passes of one tensor-core run: with segments, the local-state pass and the scan, then the
 // output pass in mode kOutMode (kOutput, or kDual for the backward's fused dV / dK pass).
 template <class Element, int kHeadDim, int kValueDim, FwdMode kOutMode>
@@ -1206,6 +1216,26 @@ void run_passes(const FwdKernelParams& kp, const Shape& shape, cudaStream_t stre
       run_segment_scan(kp, shape, stream);
     }
     if (kp.state_only) return;
+    if constexpr (kTma && kOutMode == FwdMode::kOutput && kHeadDim == WsFwdTraits::kDim &&
+                  kValueDim == WsFwdTraits::kDim) {
+      const auto kernel = lightning_fwd_ws_kernel<Element>;
+      // Its output warpgroups' setmaxnreg increase takes registers the P warpgroup gave back
+      // from the block's launch allocation; a build that allocated fewer would wait for ever.
+      static const bool fits = [&] {
+        cudaFuncAttributes attr{};
+        return cudaFuncGetAttributes(&attr, kernel) == cudaSuccess &&
+               3 * attr.numRegs >= WsFwdTraits::kPRegs + 2 * WsFwdTraits::kOutRegs;
+      }();
+      if (fits && warp_specialised_allowed()) {
+        LIGHTNING_CUDA_CHECK(cudaFuncSetAttribute(kernel,
+                                                  cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                  static_cast<int>(WsFwdTraits::kSmemBytes)));
+        kernel<<<static_cast<unsigned>(kp.b * kp.h * kp.segments), WsFwdTraits::kThreads,
+                 WsFwdTraits::kSmemBytes, stream>>>(kp, nullptr, nullptr);
+        LIGHTNING_CHECK_LAUNCH();
+        return;
+      }
+    }
     launch(lightning_fwd_kernel<Element, kHeadDim, kValueDim, kOutMode, kTma>, kp.segments,
            kDual ? (kTma ? T::kDualTmaSmemBytes : T::kDualSmemBytes)
                  : (kTma ? T::kTmaSmemBytes : T::kSmemBytes));

@@ -197,6 +197,14 @@ bool tma_allowed() {
   return !off;
 }
 
+bool warp_specialised_allowed() {
+  static const bool off = [] {
+    const char* env = std::getenv("LIGHTNING_NO_WS");
+    return env != nullptr && env[0] == '1';
+  }();
+  return !off;
+}
+
 // The driver's encoder where TMA may be used, else null (the passes then take cp.async).
 EncodeTiledFn tma_encoder() {
   return tma_allowed() ? tensor_map_encoder() : nullptr;

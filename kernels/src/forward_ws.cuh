@@ -1,30 +1,35 @@
-// A warp-specialised forward output pass (probe only; the library does not launch it): bf16,
-// D = E = 128, TMA loads and stores, the same blocked algorithm and arithmetic as
-// lightning_fwd_kernel's output pass, with the work of a 64-token block split differently.
+// The warp-specialised output pass (v10): bf16 / fp16, D = E = 128, TMA loads and stores; the
+// same blocked algorithm and the same arithmetic as lightning_fwd_kernel's output pass (its
+// outputs are the same bits), with the work of a 64-token block split differently. run_passes
+// launches it for the output passes of that shape (the forward, and the backward's dQ pass) where
+// the tensor maps exist, unless LIGHTNING_NO_WS=1. Included by forward.cuh, after the kernel
+// whose helpers it uses.
 //
-// Why: the shipped output pass's two warpgroups walk each block in step (a block-wide barrier for
+// Why: lightning_fwd_kernel's two warpgroups walk each block in step (a block-wide barrier for
 // the tiles and one for the shared P), so the element work of a block (masking P, weighting V^T,
 // packing the state, staging the outputs) and its tensor work add up instead of overlapping: 1.77
-// us per block alone against about 0.85 us of tensor work (kernels/README.md). The flatness route
-// needs an output pass that takes much less SM time per block.
+// us per block alone against about 0.85 us of tensor work; this kernel takes 1.34 us
+// (kernels/README.md, lightning-probe-chains).
 //
 // Three warpgroups (384 threads), linked only by mbarriers:
 // - warpgroup 0 (the P warpgroup, few registers): thread 0 issues each block's Q, K and V tiles
 //   by TMA; the warpgroup computes the whole P = Q K^T (m64n64k16), masks and decays it and
-//   stores it as bf16 to one of two P buffers. It runs up to two blocks ahead of the outputs.
+//   stores it to one of two P buffers. It runs up to two blocks ahead of the outputs.
 // - warpgroups 1 and 2 (the output warpgroups, value slices 0..63 and 64..127, many registers):
-//   each holds its slice of S^T and per block issues O^T = S^T Q^T, the update S^T = lambda^len
-//   S^T + (V^T diag(w)) K, then O^T += V^T P^T once its P buffer is full, and stages and stores
-//   its outputs by TMA. Neither waits for the other: they share only read-only tiles.
+//   each holds its slice of S^T and per block decays it, issues O^T = S^T Q^T and the update
+//   S^T = lambda^len S^T + (V^T diag(w)) K, then O^T += V^T P^T once its P buffer is full, and
+//   stages and stores its outputs by TMA. Neither waits for the other: they share only read-only
+//   tiles.
 // Barriers: full[stage] (the tiles landed; TMA transactions), empty[stage] (every warp of the
 // three warpgroups is done reading the stage: 12 arrivals), pfull[buffer] (128 arrivals of the P
 // warpgroup, each after its own proxy fence), pempty[buffer] (the 8 output warps).
 // Registers by setmaxnreg: the P warpgroup gives its share to the output warpgroups.
 // Shared memory: 3 stages x (Q, K, V: 16 KiB each) + 2 P buffers x 8 KiB + 2 output warpgroups x
 // 2 staging tiles x 8 KiB + tables 2 KiB + barriers = 195 KiB, one thread block per SM.
+//
+// The library instantiates kVariant 1 without kChained; lightning-probe-chains also times the
+// other orders and the chained short-piece scheme (below), which are experiments.
 #pragma once
-
-#include "forward.cuh"
 
 namespace lightning::detail {
 
@@ -110,12 +115,11 @@ struct WsFwdTraits {
 // chain_sync must be zero at launch. trace (kChained, may be null): per piece, in claim order, 8
 // words: the SM, then global-timer nanoseconds at the claim, after the sweep, once the entering
 // state is there, after the hand-over, and at the end.
-template <int kVariant, bool kChained = false>
+template <class Element, int kVariant = 1, bool kChained = false>
 __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     lightning_fwd_ws_kernel(const __grid_constant__ FwdKernelParams p,
                             int* chain_sync,
                             unsigned long long* trace) {
-  using Element = __nv_bfloat16;
   using ET = ElementTraits<Element>;
   using T = WsFwdTraits;
   constexpr int kBlockN = T::kBlockN;
@@ -600,13 +604,14 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
 
   const StateView out = state_destination<kDim, kDim, FwdMode::kOutput>(p, where);
   if (out.ptr != nullptr) {
+    const float extra = p.final_extra_decay ? decay[1] : 1.f;
 #pragma unroll
     for (int j = 0; j < kDim / 8; ++j) {
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
         const int e = e0 + row_e + (c >= 2 ? 8 : 0);
         const int d = 8 * j + 2 * q + (c & 1);
-        out.ptr[d * out.sd + e * out.se] = st[4 * j + c];
+        out.ptr[d * out.sd + e * out.se] = extra * st[4 * j + c];
       }
     }
   }
