@@ -99,6 +99,15 @@ void run_segment_scan(const FwdKernelParams& kp, const Shape& shape, cudaStream_
   LIGHTNING_CHECK_LAUNCH();
 }
 
+// LIGHTNING_NO_WS=1: lightning_fwd_kernel for the D = E = 128 output passes (forward.cuh).
+bool warp_specialised_allowed() {
+  static const bool off = [] {
+    const char* env = std::getenv("LIGHTNING_NO_WS");
+    return env != nullptr && env[0] == '1';
+  }();
+  return !off;
+}
+
 namespace {
 
 // One pass of the forward kernel over (q, k, v) -> o with head dims d (q, k) and e (v, o).
@@ -192,14 +201,6 @@ EncodeTiledFn tensor_map_encoder() {
 bool tma_allowed() {
   static const bool off = [] {
     const char* env = std::getenv("LIGHTNING_NO_TMA");
-    return env != nullptr && env[0] == '1';
-  }();
-  return !off;
-}
-
-bool warp_specialised_allowed() {
-  static const bool off = [] {
-    const char* env = std::getenv("LIGHTNING_NO_WS");
     return env != nullptr && env[0] == '1';
   }();
   return !off;
