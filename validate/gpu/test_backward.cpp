@@ -55,14 +55,17 @@ INSTANTIATE_TEST_SUITE_P(DtypesLayoutsHeadDims,
                          kernel_grid_name);
 
 TEST_F(LightningBackward, HandlesOneTokenAndSequencesShorterThanABlock) {
+  // E = 128 with D = 128: the dQ pass takes the warp-specialised output pass (bf16 / fp16).
   for (std::int64_t n : {1, 2, 17, 63, 64, 65}) {
     for (DType dt : {DType::kBF16, DType::kFP32}) {
-      ProblemSpec spec;
-      spec.dtype = dt;
-      spec.n = n;
-      spec.d = 128;
-      spec.e = 64;
-      check_backward_case(spec);
+      for (std::int64_t e : {64, 128}) {
+        ProblemSpec spec;
+        spec.dtype = dt;
+        spec.n = n;
+        spec.d = 128;
+        spec.e = e;
+        check_backward_case(spec);
+      }
     }
   }
 }
@@ -130,6 +133,14 @@ TEST_F(LightningBackward, HandlesRaggedSegmentsOnASmallShape) {
     spec.s = {0.01f};
     check_backward_case(spec);
   }
+  // D = E = 128: the dQ pass is the warp-specialised output pass, with the states in and out.
+  ProblemSpec spec;
+  spec.h = 1;
+  spec.n = 2500;
+  spec.d = 128;
+  spec.e = 128;
+  spec.s = {0.01f};
+  check_backward_case(spec);
 }
 
 TEST_F(LightningBackward, MatchesFp64At131072TokensOnTwoHeads) {

@@ -181,14 +181,17 @@ INSTANTIATE_TEST_SUITE_P(DtypesLayoutsHeadDims,
                          kernel_grid_name);
 
 TEST_F(LightningForward, HandlesOneTokenAndSequencesShorterThanABlock) {
+  // E = 128 with D = 128 takes the warp-specialised output pass (bf16 / fp16), E = 64 the other.
   for (std::int64_t n : {1, 2, 17, 63, 64, 65}) {
     for (DType dt : {DType::kBF16, DType::kFP32}) {
-      Case c;
-      c.dtype = dt;
-      c.n = n;
-      c.d = 128;
-      c.e = 64;
-      check_forward_case(c);
+      for (std::int64_t e : {64, 128}) {
+        Case c;
+        c.dtype = dt;
+        c.n = n;
+        c.d = 128;
+        c.e = e;
+        check_forward_case(c);
+      }
     }
   }
 }
@@ -269,6 +272,17 @@ TEST_F(LightningForward, HandlesRaggedSegmentsOnASmallShape) {
     EXPECT_GT(probe.p.workspace_bytes, 0u) << "expected the segment path";
     check_forward_case(c);
   }
+  // D = E = 128: the warp-specialised output pass, from a segment's incoming state.
+  Case c;
+  c.b = 1;
+  c.h = 1;
+  c.n = 2500;
+  c.d = 128;
+  c.e = 128;
+  c.s = {0.01f};
+  DeviceForward probe(c);
+  EXPECT_GT(probe.p.workspace_bytes, 0u) << "expected the segment path";
+  check_forward_case(c);
 }
 
 TEST_F(LightningForward, MatchesFp64At131072TokensOnTwoHeads) {
