@@ -216,8 +216,9 @@ int main(int argc, char** argv) {
       lightning_fwd_ws_kernel<Element, 4>};
   cudaFuncAttributes ws_attr{};
   const WsKernel kernel_chained = lightning_fwd_ws_kernel<Element, 1, true>;
-  for (const WsKernel kernel :
-       {kernel_ws[0], kernel_ws[1], kernel_ws[2], kernel_ws[3], kernel_ws[4], kernel_chained}) {
+  const WsKernel kernel_chained_hints = lightning_fwd_ws_kernel<Element, 1, true, true>;
+  for (const WsKernel kernel : {kernel_ws[0], kernel_ws[1], kernel_ws[2], kernel_ws[3],
+                                kernel_ws[4], kernel_chained, kernel_chained_hints}) {
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                static_cast<int>(WsFwdTraits::kSmemBytes)),
           "kernel attributes");
@@ -404,93 +405,97 @@ int main(int argc, char** argv) {
       });
       results.push_back(r);
     }
-    for (const std::int64_t piece : {1024, 2048, 4096, 8192}) {
-      FwdKernelParams p{};
-      p.q = q;
-      p.k = k;
-      p.v = v;
-      p.o = o;
-      const std::int64_t stride[3] = {kHeads * kN * kDim, kN * kDim, kDim};
-      for (int i = 0; i < 3; ++i)
-        p.q_stride[i] = p.k_stride[i] = p.v_stride[i] = p.o_stride[i] = stride[i];
-      p.s = s_small;
-      p.intra_scale = p.inter_scale = 1.f / std::sqrt(static_cast<float>(kDim));
-      p.update_scale = 1.f;
-      p.workspace = workspace;  // two states per chain
-      p.b = 1;
-      p.h = kHeads;
-      p.n = kN;
-      p.segments = kN / piece;
-      p.segment_len = piece;
-      p.local_pieces = 1;
-      p.use_tma = 1;
-      const lightning::Shape shape{1, kHeads, kN, kDim, kDim};
-      if (!encode_tma_maps(p, LIGHTNING_BF16, shape)) {
-        std::fprintf(stderr, "lightning-probe-chains: the TMA maps cannot be encoded here\n");
-        return 1;
-      }
-      Result r{{"output_chained", true, 1, kN, piece}};
-      r.blocks = kHeads * p.segments;
-      r.chains = kHeads;
-      r.tokens_per_block = kN;
-      time_samples(r, [&] {
-        kernel_chained<<<static_cast<unsigned>(r.blocks), WsFwdTraits::kThreads,
-                         WsFwdTraits::kSmemBytes>>>(p, chain_sync, nullptr);
-        check(cudaGetLastError(), "launch");
-      });
-      // Against the library's forward (different state sums, so not bit for bit): the largest
-      // difference, which a lost or doubled state contribution would make large.
-      check(cudaMemset(mismatches, 0, sizeof(unsigned long long)), "compare counters");
-      check(cudaMemset(max_bits, 0, 2 * sizeof(unsigned)), "compare counters");
-      compare_kernel<<<1024, 256>>>(o, o_ref, kHeads * kN * kDim, mismatches, max_bits,
-                                    max_bits + 1);
-      check(cudaGetLastError(), "launch");
-      unsigned bits[2];
-      check(cudaMemcpy(&r.mismatches, mismatches, sizeof r.mismatches, cudaMemcpyDeviceToHost),
-            "compare");
-      check(cudaMemcpy(bits, max_bits, sizeof bits, cudaMemcpyDeviceToHost), "compare");
-      std::memcpy(&r.max_abs_diff, &bits[0], sizeof(float));
-      std::memcpy(&r.max_abs_ref, &bits[1], sizeof(float));
-      r.compared = true;
-      // One more run with the per-piece trace: where a piece's time goes, and how fast the state
-      // travels down a chain.
-      {
-        unsigned long long* trace;
-        const std::size_t trace_bytes = 8 * r.blocks * sizeof(unsigned long long);
-        check(cudaMalloc(&trace, trace_bytes), "trace");
-        check(cudaMemsetAsync(chain_sync, 0, (1 + kHeads) * sizeof(int)), "chain flags");
-        kernel_chained<<<static_cast<unsigned>(r.blocks), WsFwdTraits::kThreads,
-                         WsFwdTraits::kSmemBytes>>>(p, chain_sync, trace);
-        check(cudaGetLastError(), "launch");
-        std::vector<unsigned long long> t(8 * r.blocks);
-        check(cudaMemcpy(t.data(), trace, trace_bytes, cudaMemcpyDeviceToHost), "trace");
-        cudaFree(trace);
-        auto median_us = [](std::vector<double> x) {
-          std::sort(x.begin(), x.end());
-          return x.empty() ? 0.0 : x[x.size() / 2];
-        };
-        std::vector<double> sweep, wait, handover, outputs, link;
-        unsigned long long t0 = ~0ull, t_end = 0;
-        for (std::int64_t i = 0; i < r.blocks; ++i) {
-          const unsigned long long* e = &t[8 * i];
-          sweep.push_back((e[2] - e[1]) * 1e-3);
-          wait.push_back((e[3] - e[2]) * 1e-3);
-          handover.push_back((e[4] - e[3]) * 1e-3);
-          outputs.push_back((e[5] - e[4]) * 1e-3);
-          t0 = std::min(t0, e[1]);
-          t_end = std::max(t_end, e[5]);
-          if (i >= kHeads)
-            link.push_back((static_cast<double>(e[4]) - t[8 * (i - kHeads) + 4]) * 1e-3);
+    for (const int hints : {0, 1})
+      for (const std::int64_t piece : {512, 1024, 2048, 4096}) {
+        const WsKernel chained = hints ? kernel_chained_hints : kernel_chained;
+        FwdKernelParams p{};
+        p.q = q;
+        p.k = k;
+        p.v = v;
+        p.o = o;
+        const std::int64_t stride[3] = {kHeads * kN * kDim, kN * kDim, kDim};
+        for (int i = 0; i < 3; ++i)
+          p.q_stride[i] = p.k_stride[i] = p.v_stride[i] = p.o_stride[i] = stride[i];
+        p.s = s_small;
+        p.intra_scale = p.inter_scale = 1.f / std::sqrt(static_cast<float>(kDim));
+        p.update_scale = 1.f;
+        p.workspace = workspace;  // two states per chain
+        p.b = 1;
+        p.h = kHeads;
+        p.n = kN;
+        p.segments = kN / piece;
+        p.segment_len = piece;
+        p.local_pieces = 1;
+        p.use_tma = 1;
+        const lightning::Shape shape{1, kHeads, kN, kDim, kDim};
+        if (!encode_tma_maps(p, LIGHTNING_BF16, shape)) {
+          std::fprintf(stderr, "lightning-probe-chains: the TMA maps cannot be encoded here\n");
+          return 1;
         }
-        r.trace = {
-            {"sweep_us_median", median_us(sweep)},       {"wait_us_median", median_us(wait)},
-            {"handover_us_median", median_us(handover)}, {"outputs_us_median", median_us(outputs)},
-            {"link_us_median", median_us(link)},         {"span_us", (t_end - t0) * 1e-3}};
-        std::printf("  trace (piece %lld): %s\n", static_cast<long long>(piece),
-                    r.trace.dump().c_str());
+        Result r{{"output_chained", true, 1, kN, piece, hints}};
+        r.blocks = kHeads * p.segments;
+        r.chains = kHeads;
+        r.tokens_per_block = kN;
+        time_samples(r, [&] {
+          chained<<<static_cast<unsigned>(r.blocks), WsFwdTraits::kThreads,
+                    WsFwdTraits::kSmemBytes>>>(p, chain_sync, nullptr);
+          check(cudaGetLastError(), "launch");
+        });
+        // Against the library's forward (different state sums, so not bit for bit): the largest
+        // difference, which a lost or doubled state contribution would make large.
+        check(cudaMemset(mismatches, 0, sizeof(unsigned long long)), "compare counters");
+        check(cudaMemset(max_bits, 0, 2 * sizeof(unsigned)), "compare counters");
+        compare_kernel<<<1024, 256>>>(o, o_ref, kHeads * kN * kDim, mismatches, max_bits,
+                                      max_bits + 1);
+        check(cudaGetLastError(), "launch");
+        unsigned bits[2];
+        check(cudaMemcpy(&r.mismatches, mismatches, sizeof r.mismatches, cudaMemcpyDeviceToHost),
+              "compare");
+        check(cudaMemcpy(bits, max_bits, sizeof bits, cudaMemcpyDeviceToHost), "compare");
+        std::memcpy(&r.max_abs_diff, &bits[0], sizeof(float));
+        std::memcpy(&r.max_abs_ref, &bits[1], sizeof(float));
+        r.compared = true;
+        // One more run with the per-piece trace: where a piece's time goes, and how fast the state
+        // travels down a chain.
+        {
+          unsigned long long* trace;
+          const std::size_t trace_bytes = 8 * r.blocks * sizeof(unsigned long long);
+          check(cudaMalloc(&trace, trace_bytes), "trace");
+          check(cudaMemsetAsync(chain_sync, 0, (1 + kHeads) * sizeof(int)), "chain flags");
+          chained<<<static_cast<unsigned>(r.blocks), WsFwdTraits::kThreads,
+                    WsFwdTraits::kSmemBytes>>>(p, chain_sync, trace);
+          check(cudaGetLastError(), "launch");
+          std::vector<unsigned long long> t(8 * r.blocks);
+          check(cudaMemcpy(t.data(), trace, trace_bytes, cudaMemcpyDeviceToHost), "trace");
+          cudaFree(trace);
+          auto median_us = [](std::vector<double> x) {
+            std::sort(x.begin(), x.end());
+            return x.empty() ? 0.0 : x[x.size() / 2];
+          };
+          std::vector<double> sweep, wait, handover, outputs, link;
+          unsigned long long t0 = ~0ull, t_end = 0;
+          for (std::int64_t i = 0; i < r.blocks; ++i) {
+            const unsigned long long* e = &t[8 * i];
+            sweep.push_back((e[2] - e[1]) * 1e-3);
+            wait.push_back((e[3] - e[2]) * 1e-3);
+            handover.push_back((e[4] - e[3]) * 1e-3);
+            outputs.push_back((e[5] - e[4]) * 1e-3);
+            t0 = std::min(t0, e[1]);
+            t_end = std::max(t_end, e[5]);
+            if (i >= kHeads)
+              link.push_back((static_cast<double>(e[4]) - t[8 * (i - kHeads) + 4]) * 1e-3);
+          }
+          r.trace = {{"sweep_us_median", median_us(sweep)},
+                     {"wait_us_median", median_us(wait)},
+                     {"handover_us_median", median_us(handover)},
+                     {"outputs_us_median", median_us(outputs)},
+                     {"link_us_median", median_us(link)},
+                     {"span_us", (t_end - t0) * 1e-3}};
+          std::printf("  trace (piece %lld%s): %s\n", static_cast<long long>(piece),
+                      hints ? ", L2 hints" : "", r.trace.dump().c_str());
+        }
+        results.push_back(r);
       }
-      results.push_back(r);
-    }
   }
 
   nlohmann::json report;
@@ -541,7 +546,9 @@ int main(int argc, char** argv) {
                                          : 4 * kDim);
     const double gbs = bytes_moved / (median * 1e-3) / 1e9;
     const std::string name =
-        std::string(r.c.pass) == "output_ws" ? "output_ws" + std::to_string(r.c.variant) : r.c.pass;
+        std::string(r.c.pass) == "output_ws" ? "output_ws" + std::to_string(r.c.variant)
+        : std::string(r.c.pass) == "output_chained" && r.c.variant == 1 ? "output_chained_h"
+                                                                        : r.c.pass;
     std::printf("%-12s %-9s %6lld %8lld %14.3f %10.3f %14.0f %12.1f\n", name.c_str(),
                 r.c.tma ? "tma" : "cp.async", static_cast<long long>(r.blocks),
                 static_cast<long long>(r.tokens_per_block), median, us_per_step, gbs,
@@ -567,6 +574,7 @@ int main(int argc, char** argv) {
       if (std::string(r.c.pass) == "output_chained") {
         report["cases"].back()["piece_tokens"] = r.c.pieces;
         report["cases"].back()["trace"] = r.trace;
+        report["cases"].back()["l2_hints"] = r.c.variant == 1;
       }
     }
     if (r.compared) {

@@ -115,7 +115,10 @@ struct WsFwdTraits {
 // chain_sync must be zero at launch. trace (kChained, may be null): per piece, in claim order, 8
 // words: the SM, then global-timer nanoseconds at the claim, after the sweep, once the entering
 // state is there, after the hand-over, and at the end.
-template <class Element, int kVariant = 1, bool kChained = false>
+// kL2Hints (kChained only): the sweep's K and V are loaded as lines for L2 to keep (evict_last),
+// the outputs' tiles as lines to drop first (their last use), so that more of a piece's K and V are
+// still in L2 when its outputs read them again.
+template <class Element, int kVariant = 1, bool kChained = false, bool kL2Hints = false>
 __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     lightning_fwd_ws_kernel(const __grid_constant__ FwdKernelParams p,
                             int* chain_sync,
@@ -223,6 +226,13 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       const int row = tile_row(sweep ? vi : vi - base);
       const int h = static_cast<int>(hh), b = static_cast<int>(bb);
       mbar_arrive_expect_tx(bar, sweep ? 2 * T::kTileBytes : T::kStageBytes);
+      if constexpr (kL2Hints) {
+        const std::uint64_t policy = sweep ? createpolicy_evict_last() : createpolicy_evict_first();
+        if (!sweep) tma_load_5d_hint(stage, &p.tm_q, bar, 0, row, 0, h, b, policy);
+        tma_load_5d_hint(stage + T::kTileBytes, &p.tm_k, bar, 0, row, 0, h, b, policy);
+        tma_load_5d_hint(stage + 2 * T::kTileBytes, &p.tm_v, bar, 0, row, 0, h, b, policy);
+        return;
+      }
       if (!sweep) tma_load_5d(stage, &p.tm_q, bar, 0, row, 0, h, b);
       tma_load_5d(stage + T::kTileBytes, &p.tm_k, bar, 0, row, 0, h, b);
       tma_load_5d(stage + 2 * T::kTileBytes, &p.tm_v, bar, 0, row, 0, h, b);
@@ -371,16 +381,16 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       if (lane == 0) mbar_arrive(&empty_bar[stage]);
     }
     // B. The state entering the piece, and the next piece's, through the chain. The slots hold a
-    //    state in the output warpgroups' fragment order (thread t's 64 values at 64 t), so that
-    //    each thread moves its part as 16-byte vectors; only this kernel reads them.
+    //    state in the output warpgroups' fragment order (16-byte vector i of output thread t at
+    //    vector 256 i + t, so that a warp's accesses are 512 contiguous bytes); only this kernel
+    //    reads them.
     if (trace != nullptr && tid == 128) trace[8 * claimed_id + 2] = global_timer();
     const std::int64_t chain = bb * p.h + hh;
     int* flag = chain_sync + 1 + chain;
     float* slots = p.workspace + chain * 2 * kDim * kDim;
     const float4* in =
-        reinterpret_cast<const float4*>(slots + (seg % 2) * kDim * kDim) + (tid - 128) * 16;
-    float4* next =
-        reinterpret_cast<float4*>(slots + ((seg + 1) % 2) * kDim * kDim) + (tid - 128) * 16;
+        reinterpret_cast<const float4*>(slots + (seg % 2) * kDim * kDim) + (tid - 128);
+    float4* next = reinterpret_cast<float4*>(slots + ((seg + 1) % 2) * kDim * kDim) + (tid - 128);
     const bool publish = seg + 1 < p.segments;
     const float piece_decay = expf(-p.s[hh] * static_cast<float>(n_end - n_begin));
     if (seg > 0) {
@@ -395,9 +405,9 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     if (seg > 0 || p.initial_state == nullptr) {
 #pragma unroll
       for (int i = 0; i < 16; ++i) {
-        const float4 x = seg > 0 ? __ldcg(in + i) : make_float4(0.f, 0.f, 0.f, 0.f);
+        const float4 x = seg > 0 ? __ldcg(in + 256 * i) : make_float4(0.f, 0.f, 0.f, 0.f);
         if (publish) {
-          next[i] =
+          next[256 * i] =
               make_float4(piece_decay * x.x + st[4 * i], piece_decay * x.y + st[4 * i + 1],
                           piece_decay * x.z + st[4 * i + 2], piece_decay * x.w + st[4 * i + 3]);
         }
@@ -423,7 +433,7 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       if (publish) {
 #pragma unroll
         for (int i = 0; i < 16; ++i) {
-          next[i] = make_float4(st[4 * i], st[4 * i + 1], st[4 * i + 2], st[4 * i + 3]);
+          next[256 * i] = make_float4(st[4 * i], st[4 * i + 1], st[4 * i + 2], st[4 * i + 3]);
         }
       }
 #pragma unroll

@@ -65,6 +65,36 @@ __device__ __forceinline__ void tma_load_5d(
       : "memory");
 }
 
+// The same with an L2 cache policy (createpolicy_*): which lines L2 should keep longer.
+__device__ __forceinline__ void tma_load_5d_hint(void* dst,
+                                                 const CUtensorMap* map,
+                                                 std::uint64_t* bar,
+                                                 int c0,
+                                                 int c1,
+                                                 int c2,
+                                                 int c3,
+                                                 int c4,
+                                                 std::uint64_t policy) {
+  asm volatile(
+      "cp.async.bulk.tensor.5d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint"
+      " [%0], [%1, {%2, %3, %4, %5, %6}], [%7], %8;\n" ::"r"(smem_addr(dst)),
+      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(c4),
+      "r"(smem_addr(bar)), "l"(policy)
+      : "memory");
+}
+
+// L2 policies for the hinted copies: lines to keep (evict_last) or to drop first (evict_first).
+__device__ __forceinline__ std::uint64_t createpolicy_evict_last() {
+  std::uint64_t policy;
+  asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n" : "=l"(policy));
+  return policy;
+}
+__device__ __forceinline__ std::uint64_t createpolicy_evict_first() {
+  std::uint64_t policy;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+  return policy;
+}
+
 // Shared -> global: a box of a 4-d tensor map, in this thread's current bulk group.
 __device__ __forceinline__ void tma_store_4d(
     const CUtensorMap* map, const void* src, int c0, int c1, int c2, int c3) {
