@@ -180,6 +180,20 @@ int main(int argc, char** argv) {
   unsigned* max_bits;
   check(cudaMalloc(&mismatches, sizeof(unsigned long long)), "compare counters");
   check(cudaMalloc(&max_bits, 2 * sizeof(unsigned)), "compare counters");
+  // Every element of o against o_ref (the library's outputs on the same inputs), into r.
+  auto compare_outputs = [&](Result& r, std::int64_t count) {
+    check(cudaMemset(mismatches, 0, sizeof(unsigned long long)), "compare counters");
+    check(cudaMemset(max_bits, 0, 2 * sizeof(unsigned)), "compare counters");
+    compare_kernel<<<1024, 256>>>(o, o_ref, count, mismatches, max_bits, max_bits + 1);
+    check(cudaGetLastError(), "launch");
+    unsigned bits[2];
+    check(cudaMemcpy(&r.mismatches, mismatches, sizeof r.mismatches, cudaMemcpyDeviceToHost),
+          "compare");
+    check(cudaMemcpy(bits, max_bits, sizeof bits, cudaMemcpyDeviceToHost), "compare");
+    std::memcpy(&r.max_abs_diff, &bits[0], sizeof(float));
+    std::memcpy(&r.max_abs_ref, &bits[1], sizeof(float));
+    r.compared = true;
+  };
   check(cudaMalloc(&s, kHeads * sizeof(float)), "s");
   check(cudaMalloc(&workspace, 4 * kHeads * 8 * kDim * kDim * sizeof(float)), "workspace");
   constexpr std::size_t kFlushBytes = 256u << 20;
@@ -319,18 +333,7 @@ int main(int argc, char** argv) {
       }
       kernels[1][1]<<<static_cast<unsigned>(r.blocks), Traits::kThreads, smem[1][1]>>>(pref);
       check(cudaGetLastError(), "launch");
-      check(cudaMemset(mismatches, 0, sizeof(unsigned long long)), "compare counters");
-      check(cudaMemset(max_bits, 0, 2 * sizeof(unsigned)), "compare counters");
-      compare_kernel<<<1024, 256>>>(o, o_ref, c.b * kHeads * c.n * kDim, mismatches, max_bits,
-                                    max_bits + 1);
-      check(cudaGetLastError(), "launch");
-      unsigned bits[2];
-      check(cudaMemcpy(&r.mismatches, mismatches, sizeof r.mismatches, cudaMemcpyDeviceToHost),
-            "compare");
-      check(cudaMemcpy(bits, max_bits, sizeof bits, cudaMemcpyDeviceToHost), "compare");
-      std::memcpy(&r.max_abs_diff, &bits[0], sizeof(float));
-      std::memcpy(&r.max_abs_ref, &bits[1], sizeof(float));
-      r.compared = true;
+      compare_outputs(r, c.b * kHeads * c.n * kDim);
     }
     results.push_back(r);
   }
@@ -443,18 +446,7 @@ int main(int argc, char** argv) {
         });
         // Against the library's forward (different state sums, so not bit for bit): the largest
         // difference, which a lost or doubled state contribution would make large.
-        check(cudaMemset(mismatches, 0, sizeof(unsigned long long)), "compare counters");
-        check(cudaMemset(max_bits, 0, 2 * sizeof(unsigned)), "compare counters");
-        compare_kernel<<<1024, 256>>>(o, o_ref, kHeads * kN * kDim, mismatches, max_bits,
-                                      max_bits + 1);
-        check(cudaGetLastError(), "launch");
-        unsigned bits[2];
-        check(cudaMemcpy(&r.mismatches, mismatches, sizeof r.mismatches, cudaMemcpyDeviceToHost),
-              "compare");
-        check(cudaMemcpy(bits, max_bits, sizeof bits, cudaMemcpyDeviceToHost), "compare");
-        std::memcpy(&r.max_abs_diff, &bits[0], sizeof(float));
-        std::memcpy(&r.max_abs_ref, &bits[1], sizeof(float));
-        r.compared = true;
+        compare_outputs(r, kHeads * kN * kDim);
         // One more run with the per-piece trace: where a piece's time goes, and how fast the state
         // travels down a chain.
         {

@@ -239,6 +239,157 @@ struct FwdTraits {
                 "the fused backward pass's shared memory");
 };
 
+// ---- pieces of a block shared by the tensor-core output passes (lightning_fwd_kernel and the
+// warp-specialised lightning_fwd_ws_kernel, forward_ws.cuh) -------------------------------------
+
+// The decay tables (FwdTraits::kTable floats each, from `tables`): intra_scale lambda^k and
+// update_scale lambda^k at k + 64 for k = -64..64 (zero below 0), inter_scale lambda^k and
+// lambda^k for k = 0..64; thread `tid` of kThreads fills every kThreads-th entry.
+template <int kThreads>
+__device__ __forceinline__ void fill_decay_tables(const FwdKernelParams& p,
+                                                  float s,
+                                                  float* tables,
+                                                  int tid) {
+  constexpr int kBlockN = 64, kTable = 132;
+  for (int i = tid; i <= 2 * kBlockN; i += kThreads) {
+    const int k = i - kBlockN;
+    const float lk = k >= 0 ? expf(-s * static_cast<float>(k)) : 0.f;
+    tables[i] = p.intra_scale * lk;
+    tables[kTable + i] = p.update_scale * lk;
+    if (k >= 0) {
+      tables[2 * kTable + k] = p.inter_scale * lk;
+      tables[3 * kTable + k] = lk;
+    }
+  }
+}
+
+// A warp's share of a 64-row S^T slice as a wgmma accumulator: st[4 j + c] is the state at
+// d = 8 j + 2 q + c % 2 and e = e_row + 8 (c / 2) (e_row: the slice's first value plus the
+// thread's fragment row). Loaded from `v` (zero where it has no pointer), or stored times `scale`.
+template <int kHeadDim>
+__device__ __forceinline__ void load_state_fragment(float (&st)[kHeadDim / 2],
+                                                    const StateView& v,
+                                                    int e_row,
+                                                    int q) {
+#pragma unroll
+  for (int j = 0; j < kHeadDim / 8; ++j) {
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      const int e = e_row + (c >= 2 ? 8 : 0);
+      const int d = 8 * j + 2 * q + (c & 1);
+      st[4 * j + c] = v.ptr ? v.ptr[d * v.sd + e * v.se] : 0.f;
+    }
+  }
+}
+template <int kHeadDim>
+__device__ __forceinline__ void store_state_fragment(
+    const StateView& v, const float (&st)[kHeadDim / 2], float scale, int e_row, int q) {
+#pragma unroll
+  for (int j = 0; j < kHeadDim / 8; ++j) {
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      const int e = e_row + (c >= 2 ? 8 : 0);
+      const int d = 8 * j + 2 * q + (c & 1);
+      v.ptr[d * v.sd + e * v.se] = scale * st[4 * j + c];
+    }
+  }
+}
+
+// The state fragment (kKSteps x 8 floats) as the 16-bit register A operands of O^T = S^T Q^T.
+template <class Element, int kKSteps>
+__device__ __forceinline__ void pack_state_operands(uint32_t (&sa)[kKSteps][4],
+                                                    const float (&st)[8 * kKSteps]) {
+  using ET = ElementTraits<Element>;
+#pragma unroll
+  for (int ks = 0; ks < kKSteps; ++ks) {
+    sa[ks][0] = ET::pack(st[8 * ks + 0], st[8 * ks + 1]);
+    sa[ks][1] = ET::pack(st[8 * ks + 2], st[8 * ks + 3]);
+    sa[ks][2] = ET::pack(st[8 * ks + 4], st[8 * ks + 5]);
+    sa[ks][3] = ET::pack(st[8 * ks + 6], st[8 * ks + 7]);
+  }
+}
+
+// One V^T A fragment (k-step ks) weighted per token for the update: the fragment's tokens u, u + 1
+// (registers 0, 1) and u + 8, u + 9 (2, 3) take w[-kSign 16 ks], w[-kSign (16 ks + 1)], ...
+template <class Element, int kSign>
+__device__ __forceinline__ void weigh_fragment(uint32_t (&vw)[4],
+                                               const uint32_t (&vt)[4],
+                                               const float* w,
+                                               int ks) {
+  using ET = ElementTraits<Element>;
+  const float w0 = w[-kSign * 16 * ks], w1 = w[-kSign * (16 * ks + 1)],
+              w8 = w[-kSign * (16 * ks + 8)], w9 = w[-kSign * (16 * ks + 9)];
+  float2 f = ET::unpack(vt[0]);
+  vw[0] = ET::pack(f.x * w0, f.y * w1);
+  f = ET::unpack(vt[1]);
+  vw[1] = ET::pack(f.x * w0, f.y * w1);
+  f = ET::unpack(vt[2]);
+  vw[2] = ET::pack(f.x * w8, f.y * w9);
+  f = ET::unpack(vt[3]);
+  vw[3] = ET::pack(f.x * w8, f.y * w9);
+}
+
+// Mask and decay a warpgroup's kCols keys of P (the accumulator pacc: query t = 16 warp + g +
+// 8 half, key u = 8 (j0 + j) + 2 q + c) and store them to the shared tile at `dst` (rows queries,
+// 128-byte swizzle; off_p_row and p_xor: this lane's stmatrix row and chunk xor). a = t - u at
+// j = half = c = 0, i.e. 16 warp + g - 2 q - 8 j0; kSign = -1 for blocks read flipped.
+template <class Element, int kCols, int kSign>
+__device__ __forceinline__ void mask_store_scores(unsigned char* dst,
+                                                  const float (&pacc)[kCols / 2],
+                                                  const float* tab_intra,
+                                                  int a,
+                                                  int j0,
+                                                  int off_p_row,
+                                                  int p_xor) {
+  using ET = ElementTraits<Element>;
+  const float* m = tab_intra + 64 + kSign * a;
+#pragma unroll
+  for (int j = 0; j < kCols / 8; j += 2) {
+    uint32_t r[4];
+#pragma unroll
+    for (int jj = 0; jj < 2; ++jj) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int i = 4 * (j + jj) + 2 * half;
+        const int dt = 8 * half - 8 * (j + jj);
+        // A select, not a product with a zero: a NaN key must not reach earlier queries.
+        const float x0 = kSign * (a + dt) >= 0 ? pacc[i] * m[kSign * dt] : 0.f;
+        const float x1 = kSign * (a + dt - 1) >= 0 ? pacc[i + 1] * m[kSign * (dt - 1)] : 0.f;
+        r[2 * jj + half] = ET::pack(x0, x1);
+      }
+    }
+    stsm_x4(dst + off_p_row + (((j0 + j) ^ p_xor) << 4), r[0], r[1], r[2], r[3]);
+  }
+}
+
+// The inter part's columns (queries) of O^T scaled: column t = 8 j + 2 q (+1) by w[kSign t'],
+// w already offset to this lane's first column.
+template <int kSign>
+__device__ __forceinline__ void scale_inter_columns(float (&oacc)[32], const float* w) {
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    oacc[4 * j + 0] *= w[kSign * 8 * j];
+    oacc[4 * j + 1] *= w[kSign * (8 * j + 1)];
+    oacc[4 * j + 2] *= w[kSign * 8 * j];
+    oacc[4 * j + 3] *= w[kSign * (8 * j + 1)];
+  }
+}
+
+// O^T (64 values x 64 tokens, this warp's 16 value rows) stored transposed into a staging tile of
+// rows of kRowBytes (tokens) by stmatrix.trans; `at` is the tile plus this lane's offset.
+template <class Element, int kRowBytes>
+__device__ __forceinline__ void stage_output_transposed(unsigned char* at,
+                                                        const float (&oacc)[32]) {
+  using ET = ElementTraits<Element>;
+#pragma unroll
+  for (int j = 0; j < 8; j += 2) {
+    stsm_x4_trans(at + 8 * j * kRowBytes, ET::pack(oacc[4 * j], oacc[4 * j + 1]),
+                  ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
+                  ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
+                  ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
+  }
+}
+
 // The cp.async work of one thread for one (64 rows, kChunks 16-byte chunks) tile stored as
 // swizzle atoms: rows r0, r0 + kRowStep, ... of chunk c. Every row this thread copies has the same
 // row % 8, so its destination is one offset plus a multiple of the row step.
@@ -345,19 +496,7 @@ __global__ void __launch_bounds__(kBoundThreads,
   const std::int64_t n_begin = range.begin, n_end = range.end;
   const int num_blocks = static_cast<int>((n_end - n_begin + kBlockN - 1) / kBlockN);
 
-  {
-    const float s = p.s[hh];
-    for (int i = tid; i <= 2 * kBlockN; i += T::kThreads) {
-      const int k = i - kBlockN;
-      const float lk = k >= 0 ? expf(-s * static_cast<float>(k)) : 0.f;
-      tab_intra[i] = p.intra_scale * lk;
-      tab_update[i] = p.update_scale * lk;
-      if (k >= 0) {
-        tab_inter[k] = p.inter_scale * lk;
-        decay[k] = lk;
-      }
-    }
-  }
+  fill_decay_tables<T::kThreads>(p, p.s[hh], tables, tid);
   if constexpr (kTma) {
     if (tid == 0) {
       for (int i = 0; i < kStages; ++i) mbar_init(&full_bar[i], 1);
@@ -388,18 +527,8 @@ __global__ void __launch_bounds__(kBoundThreads,
   // rows 16w..16w+15; st[4j + c] is at e = 16w + g + 8 (c / 2), d = 8j + 2q + c % 2.
   float st[kHeadDim / 2];
   const int row_e = 16 * warp + g;
-  {
-    const StateView init = state_source<kHeadDim, kValueDim, kMode>(p, where);
-#pragma unroll
-    for (int j = 0; j < kHeadDim / 8; ++j) {
-#pragma unroll
-      for (int c = 0; c < 4; ++c) {
-        const int e = e0 + row_e + (c >= 2 ? 8 : 0);
-        const int d = 8 * j + 2 * q + (c & 1);
-        st[4 * j + c] = init.ptr ? init.ptr[d * init.sd + e * init.se] : 0.f;
-      }
-    }
-  }
+  load_state_fragment<kHeadDim>(st, state_source<kHeadDim, kValueDim, kMode>(p, where), e0 + row_e,
+                                q);
 
   // Per-lane shared-memory offsets (bytes from a tile's start), each used with compile-time
   // offsets added:
@@ -504,25 +633,9 @@ __global__ void __launch_bounds__(kBoundThreads,
   // u = 8J + 2q + c with J = j0 + j), to the shared tile `dst`.
   [[maybe_unused]] auto mask_store = [&](unsigned char* dst) {
     const int j0 = wg * T::kPCols / 8;
-    const int a = 16 * warp + g - 2 * q - 8 * j0;  // t - u = a + 8 half - 8 j - c (kFlip: u - t)
-    const float* m = tab_intra + kBlockN + kSign * a;
-#pragma unroll
-    for (int j = 0; j < T::kPCols / 8; j += 2) {
-      uint32_t r[4];
-#pragma unroll
-      for (int jj = 0; jj < 2; ++jj) {
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const int i = 4 * (j + jj) + 2 * half;
-          const int dt = 8 * half - 8 * (j + jj);
-          // A select, not a product with a zero: a NaN key must not reach earlier queries.
-          const float x0 = kSign * (a + dt) >= 0 ? pacc[i] * m[kSign * dt] : 0.f;
-          const float x1 = kSign * (a + dt - 1) >= 0 ? pacc[i + 1] * m[kSign * (dt - 1)] : 0.f;
-          r[2 * jj + half] = ET::pack(x0, x1);
-        }
-      }
-      stsm_x4(dst + off_p_row + (((j0 + j) ^ p_xor) << 4), r[0], r[1], r[2], r[3]);
-    }
+    // t - u = a + 8 half - 8 j - c (kFlip: u - t)
+    mask_store_scores<Element, T::kPCols, kSign>(
+        dst, pacc, tab_intra, 16 * warp + g - 2 * q - 8 * j0, j0, off_p_row, p_xor);
   };
   // Wait for block `blk`'s tiles and issue the copies of block blk + kStages - 1 into the stage of
   // block blk - 1.
@@ -582,13 +695,7 @@ __global__ void __launch_bounds__(kBoundThreads,
       const uint32_t sq_addr = smem_addr(sq);
       // 1. (P of this block is in flight.) O^T = S^T Q^T (the state before this block, as
       //    bf16/fp16 A fragments): a second group, in flight while the rest is prepared.
-#pragma unroll
-      for (int ks = 0; ks < kKSteps; ++ks) {
-        sa[ks][0] = ET::pack(st[8 * ks + 0], st[8 * ks + 1]);
-        sa[ks][1] = ET::pack(st[8 * ks + 2], st[8 * ks + 3]);
-        sa[ks][2] = ET::pack(st[8 * ks + 4], st[8 * ks + 5]);
-        sa[ks][3] = ET::pack(st[8 * ks + 6], st[8 * ks + 7]);
-      }
+      pack_state_operands<Element>(sa, st);
       if constexpr (kDual) {
         // The state before this block, for the dK inter product (visible after the P barrier).
 #pragma unroll
@@ -617,18 +724,8 @@ __global__ void __launch_bounds__(kBoundThreads,
       // (kFlip: token 63 - u, so w[u] = update_scale lambda^(u - (64 - len)).)
       const float* w = kFlip ? tab_update + len + 2 * q : tab_update + kBlockN + len - 1 - 2 * q;
 #pragma unroll
-      for (int ks = 0; ks < kBlockN / 16; ++ks) {
-        const float w0 = w[-kSign * 16 * ks], w1 = w[-kSign * (16 * ks + 1)],
-                    w8 = w[-kSign * (16 * ks + 8)], w9 = w[-kSign * (16 * ks + 9)];
-        float2 f = ET::unpack(vt[ks][0]);
-        vw[ks][0] = ET::pack(f.x * w0, f.y * w1);
-        f = ET::unpack(vt[ks][1]);
-        vw[ks][1] = ET::pack(f.x * w0, f.y * w1);
-        f = ET::unpack(vt[ks][2]);
-        vw[ks][2] = ET::pack(f.x * w8, f.y * w9);
-        f = ET::unpack(vt[ks][3]);
-        vw[ks][3] = ET::pack(f.x * w8, f.y * w9);
-      }
+      for (int ks = 0; ks < kBlockN / 16; ++ks)
+        weigh_fragment<Element, kSign>(vw[ks], vt[ks], w, ks);
     }
 
     // 3. S^T <- lambda^len S^T + (V^T diag(w)) K: K as an MN-major operand (rows are tokens).
@@ -660,13 +757,7 @@ __global__ void __launch_bounds__(kBoundThreads,
         // (kFlip: query 63 - t, lambda^(64 - t - shift).)
         const float* w =
             kFlip ? tab_inter + kBlockN - shift - 2 * q : tab_inter + 1 - shift + 2 * q;
-#pragma unroll
-        for (int j = 0; j < kBlockN / 8; ++j) {
-          oacc[4 * j + 0] *= w[kSign * 8 * j];
-          oacc[4 * j + 1] *= w[kSign * (8 * j + 1)];
-          oacc[4 * j + 2] *= w[kSign * 8 * j];
-          oacc[4 * j + 3] *= w[kSign * (8 * j + 1)];
-        }
+        scale_inter_columns<kSign>(oacc, w);
       }
       if constexpr (kTma) {
         // The store before last has been read out of the staging tile this block's output reuses
@@ -707,13 +798,7 @@ __global__ void __launch_bounds__(kBoundThreads,
       if constexpr (kTma) {
         unsigned char* st_tile = reinterpret_cast<unsigned char*>(so) + (nstore & 1) * kHalf;
         const int off = (8 * (mat / 2) + mrow) * 128 + (((2 * warp + mat % 2) ^ mrow) << 4);
-#pragma unroll
-        for (int j = 0; j < kBlockN / 8; j += 2) {
-          stsm_x4_trans(st_tile + off + 8 * j * 128, ET::pack(oacc[4 * j], oacc[4 * j + 1]),
-                        ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
-                        ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
-                        ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
-        }
+        stage_output_transposed<Element, 128>(st_tile + off, oacc);
         fence_proxy_async();  // the staged tile is read by the copy engine (the async proxy)
         warpgroup_sync();
         if (kFlip && tile_row(blk) < 0) {
@@ -727,13 +812,8 @@ __global__ void __launch_bounds__(kBoundThreads,
           ++nstore;
         }
       } else {
-#pragma unroll
-        for (int j = 0; j < kBlockN / 8; j += 2) {
-          stsm_x4_trans(so + off_o + 8 * j * T::kOStride, ET::pack(oacc[4 * j], oacc[4 * j + 1]),
-                        ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
-                        ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
-                        ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
-        }
+        stage_output_transposed<Element, T::kOStride * sizeof(Element)>(
+            reinterpret_cast<unsigned char*>(so + off_o), oacc);
         warpgroup_sync();  // the staging tile is complete
         constexpr int kEChunks = T::kSliceE / 8;
 #pragma unroll
@@ -868,15 +948,7 @@ __global__ void __launch_bounds__(kBoundThreads,
   const StateView out = state_destination<kHeadDim, kValueDim, kMode>(p, where);
   if (out.ptr != nullptr) {
     const float extra = p.final_extra_decay && kOut ? decay[1] : 1.f;
-#pragma unroll
-    for (int j = 0; j < kHeadDim / 8; ++j) {
-#pragma unroll
-      for (int c = 0; c < 4; ++c) {
-        const int e = e0 + row_e + (c >= 2 ? 8 : 0);
-        const int d = 8 * j + 2 * q + (c & 1);
-        out.ptr[d * out.sd + e * out.se] = extra * st[4 * j + c];
-      }
-    }
+    store_state_fragment<kHeadDim>(out, st, extra, e0 + row_e, q);
   }
   if constexpr (kTma && kOut) {
     if (wg_tid == 0) bulk_wait<0>();  // the staging tiles stay until the last store has read them

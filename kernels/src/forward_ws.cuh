@@ -186,19 +186,7 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
   const int base = kChained ? num_blocks : 0;
   const int total = base + num_blocks;
 
-  {
-    const float s = p.s[hh];
-    for (int i = tid; i <= 2 * kBlockN; i += T::kThreads) {
-      const int k = i - kBlockN;
-      const float lk = k >= 0 ? expf(-s * static_cast<float>(k)) : 0.f;
-      tab_intra[i] = p.intra_scale * lk;
-      tab_update[i] = p.update_scale * lk;
-      if (k >= 0) {
-        tab_inter[k] = p.inter_scale * lk;
-        decay[k] = lk;
-      }
-    }
-  }
+  fill_decay_tables<T::kThreads>(p, p.s[hh], tables, tid);
   if (tid == 0) {
     for (int i = 0; i < kStages; ++i) {
       mbar_init(&full_bar[i], 1);
@@ -243,7 +231,6 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     __syncwarp();
     // Query t = 16 warp + g + 8 half against key u = 8 j + 2 q + c: t - u = a + 8 half - 8 j - c.
     const int a = 16 * warp + g - 2 * q;
-    const float* m = tab_intra + kBlockN + a;
     const int off_p_row = (16 * warp + 8 * (mat % 2) + mrow) * 128;
     const int p_xor = (mat / 2) ^ mrow;
     float pacc[32];
@@ -284,24 +271,8 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       wgmma_fence_operand(pacc);
       __syncwarp();
       if (lane == 0) mbar_arrive(&empty_bar[stage]);  // this warp's reads of Q and K are done
-      unsigned char* dst = sp_base + buf * kHalf;
-#pragma unroll
-      for (int j = 0; j < 8; j += 2) {
-        uint32_t r[4];
-#pragma unroll
-        for (int jj = 0; jj < 2; ++jj) {
-#pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            const int i = 4 * (j + jj) + 2 * half;
-            const int dt = 8 * half - 8 * (j + jj);
-            // A select, not a product with a zero: a NaN key must not reach earlier queries.
-            const float x0 = a + dt >= 0 ? pacc[i] * m[dt] : 0.f;
-            const float x1 = a + dt - 1 >= 0 ? pacc[i + 1] * m[dt - 1] : 0.f;
-            r[2 * jj + half] = ET::pack(x0, x1);
-          }
-        }
-        stsm_x4(dst + off_p_row + ((j ^ p_xor) << 4), r[0], r[1], r[2], r[3]);
-      }
+      mask_store_scores<Element, 64, 1>(sp_base + buf * kHalf, pacc, tab_intra, a, 0, off_p_row,
+                                        p_xor);
       fence_proxy_async();  // P is read by wgmma (the async proxy)
       mbar_arrive(&pfull_bar[buf]);
       load_ahead();
@@ -316,16 +287,8 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
   const int row_e = 16 * warp + g;
   float st[kDim / 2];
   if constexpr (!kChained) {
-    const StateView init = state_source<kDim, kDim, FwdMode::kOutput>(p, where);
-#pragma unroll
-    for (int j = 0; j < kDim / 8; ++j) {
-#pragma unroll
-      for (int c = 0; c < 4; ++c) {
-        const int e = e0 + row_e + (c >= 2 ? 8 : 0);
-        const int d = 8 * j + 2 * q + (c & 1);
-        st[4 * j + c] = init.ptr ? init.ptr[d * init.sd + e * init.se] : 0.f;
-      }
-    }
+    load_state_fragment<kDim>(st, state_source<kDim, kDim, FwdMode::kOutput>(p, where), e0 + row_e,
+                              q);
   }
   const int off_vt = (mrow + 8 * (lane / 16)) * 128 + (((2 * warp + mat % 2) ^ mrow) << 4);
   const int off_o = (8 * (mat / 2) + mrow) * 128 + (((2 * warp + mat % 2) ^ mrow) << 4);
@@ -338,6 +301,26 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
   if constexpr (kVariant == 4) {
     if (slice == 1 && num_blocks > 0) named_barrier_arrive(kTurnBarrier);
   }
+  // V^T of this warpgroup's slice (the stage's V at sv), and weighted by w[u] = update_scale
+  // lambda^(len - 1 - u) (0 past len) for the update; then the update S^T = lambda^len S^T +
+  // (V^T diag(w)) K issued (K as an MN-major operand at sk_addr).
+  auto load_weighted_vt = [&](uint32_t(&vt)[kBlockN / 16][4], uint32_t(&vw)[kBlockN / 16][4],
+                              const unsigned char* sv, int len) {
+    const float* w = tab_update + kBlockN + len - 1 - 2 * q;
+#pragma unroll
+    for (int ks = 0; ks < kBlockN / 16; ++ks) {
+      ldsm_x4_trans(vt[ks], sv + off_vt + ks * 2048);
+      weigh_fragment<Element, 1>(vw[ks], vt[ks], w, ks);
+    }
+  };
+  auto issue_update = [&](const uint32_t(&vw)[kBlockN / 16][4], uint32_t sk_addr) {
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < kBlockN / 16; ++ks) {
+      wgmma_rs<Element, kDim, 1>(st, vw[ks], wgmma_desc(sk_addr + ks * 2048, kHalf, 1024), 1);
+    }
+    wgmma_commit();
+  };
   if constexpr (kChained) {
     // A. The piece's local state: the update alone, from zero.
 #pragma unroll
@@ -349,32 +332,12 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       const int len =
           static_cast<int>(min(static_cast<std::int64_t>(kBlockN), n_end - n_begin - vi * kBlockN));
       mbar_wait(&full_bar[stage], (vi / kStages) & 1);
-      uint32_t vw[kBlockN / 16][4];
-      const float* w = tab_update + kBlockN + len - 1 - 2 * q;
-#pragma unroll
-      for (int ks = 0; ks < kBlockN / 16; ++ks) {
-        uint32_t vt[4];
-        ldsm_x4_trans(vt, sv + off_vt + ks * 2048);
-        const float w0 = w[-16 * ks], w1 = w[-(16 * ks + 1)], w8 = w[-(16 * ks + 8)],
-                    w9 = w[-(16 * ks + 9)];
-        float2 f = ET::unpack(vt[0]);
-        vw[ks][0] = ET::pack(f.x * w0, f.y * w1);
-        f = ET::unpack(vt[1]);
-        vw[ks][1] = ET::pack(f.x * w0, f.y * w1);
-        f = ET::unpack(vt[2]);
-        vw[ks][2] = ET::pack(f.x * w8, f.y * w9);
-        f = ET::unpack(vt[3]);
-        vw[ks][3] = ET::pack(f.x * w8, f.y * w9);
-      }
+      uint32_t vt[kBlockN / 16][4], vw[kBlockN / 16][4];
+      load_weighted_vt(vt, vw, sv, len);
       const float block_decay = decay[len];
 #pragma unroll
       for (int i = 0; i < kDim / 2; ++i) st[i] *= block_decay;
-      wgmma_fence();
-#pragma unroll
-      for (int ks = 0; ks < kBlockN / 16; ++ks) {
-        wgmma_rs<Element, kDim, 1>(st, vw[ks], wgmma_desc(sk_addr + ks * 2048, kHalf, 1024), 1);
-      }
-      wgmma_commit();
+      issue_update(vw, sk_addr);
       wgmma_wait<0>();
       wgmma_fence_operand(st);
       __syncwarp();
@@ -474,13 +437,7 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     //    (V^T diag(w)) K (K as an MN-major operand), in the variant's order.
     float oacc[32];
     uint32_t sa[kKSteps][4];
-#pragma unroll
-    for (int ks = 0; ks < kKSteps; ++ks) {
-      sa[ks][0] = ET::pack(st[8 * ks + 0], st[8 * ks + 1]);
-      sa[ks][1] = ET::pack(st[8 * ks + 2], st[8 * ks + 3]);
-      sa[ks][2] = ET::pack(st[8 * ks + 4], st[8 * ks + 5]);
-      sa[ks][3] = ET::pack(st[8 * ks + 6], st[8 * ks + 7]);
-    }
+    pack_state_operands<Element>(sa, st);
     const float block_decay = decay[len - shift];
     auto decay_state = [&] {
 #pragma unroll
@@ -496,45 +453,22 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       wgmma_commit();
     };
     uint32_t vt[kBlockN / 16][4], vw[kBlockN / 16][4];
-    auto weigh_v = [&] {
-      const float* w = tab_update + kBlockN + len - 1 - 2 * q;
-#pragma unroll
-      for (int ks = 0; ks < kBlockN / 16; ++ks) {
-        ldsm_x4_trans(vt[ks], sv + off_vt + ks * 2048);
-        const float w0 = w[-16 * ks], w1 = w[-(16 * ks + 1)], w8 = w[-(16 * ks + 8)],
-                    w9 = w[-(16 * ks + 9)];
-        float2 f = ET::unpack(vt[ks][0]);
-        vw[ks][0] = ET::pack(f.x * w0, f.y * w1);
-        f = ET::unpack(vt[ks][1]);
-        vw[ks][1] = ET::pack(f.x * w0, f.y * w1);
-        f = ET::unpack(vt[ks][2]);
-        vw[ks][2] = ET::pack(f.x * w8, f.y * w9);
-        f = ET::unpack(vt[ks][3]);
-        vw[ks][3] = ET::pack(f.x * w8, f.y * w9);
-      }
-    };
-    auto issue_update = [&] {
-      wgmma_fence();
-#pragma unroll
-      for (int ks = 0; ks < kBlockN / 16; ++ks) {
-        wgmma_rs<Element, kDim, 1>(st, vw[ks], wgmma_desc(sk_addr + ks * 2048, kHalf, 1024), 1);
-      }
-      wgmma_commit();
-    };
+    auto weigh_v = [&] { load_weighted_vt(vt, vw, sv, len); };
+    auto update = [&] { issue_update(vw, sk_addr); };
     if constexpr (kVariant == 0) {
       // As the shipped pass: the decay between the two products (ptxas then waits for the first
       // before it, C7517).
       issue_inter();
       weigh_v();
       decay_state();
-      issue_update();
+      update();
       wgmma_wait<1>();
     } else if constexpr (kVariant == 1 || kVariant == 3) {
       // The decay before either product is in flight.
       decay_state();
       issue_inter();
       weigh_v();
-      issue_update();
+      update();
       wgmma_wait<1>();
     } else if constexpr (kVariant == 4) {
       // As 1, the two output warpgroups taking turns to issue their products.
@@ -542,30 +476,21 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       weigh_v();
       named_barrier_sync(kTurnBarrier + slice);
       issue_inter();
-      issue_update();
+      update();
       if (slice == 0 || blk + 1 < num_blocks) named_barrier_arrive(kTurnBarrier + 1 - slice);
       wgmma_wait<1>();
     } else {
       // The state's chain first: the update, then the inter product.
       decay_state();
       weigh_v();
-      issue_update();
+      update();
       issue_inter();
       wgmma_wait<0>();
     }
 
     // 4. The inter part's columns scaled by inter_scale lambda^(t + 1 - shift).
     wgmma_fence_operand(oacc);
-    {
-      const float* w = tab_inter + 1 - shift + 2 * q;
-#pragma unroll
-      for (int j = 0; j < kBlockN / 8; ++j) {
-        oacc[4 * j + 0] *= w[8 * j];
-        oacc[4 * j + 1] *= w[8 * j + 1];
-        oacc[4 * j + 2] *= w[8 * j];
-        oacc[4 * j + 3] *= w[8 * j + 1];
-      }
-    }
+    scale_inter_columns<1>(oacc, tab_inter + 1 - shift + 2 * q);
 
     // 5. O^T += V^T P^T once this block's P is in its buffer.
     mbar_wait(&pfull_bar[buf], (blk / T::kPBuffers) & 1);
@@ -596,13 +521,7 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     if (wg_tid == 0) bulk_wait_read<1>();  // the store before last has left this staging tile
     warpgroup_sync();
     unsigned char* st_tile = so + (nstore & 1) * kHalf;
-#pragma unroll
-    for (int j = 0; j < kBlockN / 8; j += 2) {
-      stsm_x4_trans(st_tile + off_o + 8 * j * 128, ET::pack(oacc[4 * j], oacc[4 * j + 1]),
-                    ET::pack(oacc[4 * j + 2], oacc[4 * j + 3]),
-                    ET::pack(oacc[4 * j + 4], oacc[4 * j + 5]),
-                    ET::pack(oacc[4 * j + 6], oacc[4 * j + 7]));
-    }
+    stage_output_transposed<Element, 128>(st_tile + off_o, oacc);
     fence_proxy_async();
     warpgroup_sync();
     if (wg_tid == 0) {
@@ -614,16 +533,7 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
 
   const StateView out = state_destination<kDim, kDim, FwdMode::kOutput>(p, where);
   if (out.ptr != nullptr) {
-    const float extra = p.final_extra_decay ? decay[1] : 1.f;
-#pragma unroll
-    for (int j = 0; j < kDim / 8; ++j) {
-#pragma unroll
-      for (int c = 0; c < 4; ++c) {
-        const int e = e0 + row_e + (c >= 2 ? 8 : 0);
-        const int d = 8 * j + 2 * q + (c & 1);
-        out.ptr[d * out.sd + e * out.se] = extra * st[4 * j + c];
-      }
-    }
+    store_state_fragment<kDim>(out, st, p.final_extra_decay ? decay[1] : 1.f, e0 + row_e, q);
   }
   if (wg_tid == 0) bulk_wait<0>();
   if constexpr (kChained) {

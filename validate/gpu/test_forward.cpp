@@ -258,31 +258,26 @@ TEST_F(LightningForward, CutsFewSegmentsIntoPiecesForTheLocalStatePass) {
 }
 
 TEST_F(LightningForward, HandlesRaggedSegmentsOnASmallShape) {
-  // Small enough for compute-sanitizer: one head, two segments, a ragged last block.
-  for (DType dt : {DType::kBF16, DType::kFP32}) {
+  // Small enough for compute-sanitizer: one head, two segments, a ragged last block; D = E = 128
+  // takes the warp-specialised output pass from the segment's incoming state.
+  struct Variant {
+    DType dtype;
+    std::int64_t d, e;
+  };
+  for (const Variant& shape : {Variant{DType::kBF16, 64, 128}, Variant{DType::kFP32, 64, 128},
+                               Variant{DType::kBF16, 128, 128}}) {
     Case c;
-    c.dtype = dt;
+    c.dtype = shape.dtype;
     c.b = 1;
     c.h = 1;
     c.n = 2500;
-    c.d = 64;
-    c.e = 128;
+    c.d = shape.d;
+    c.e = shape.e;
     c.s = {0.01f};
     DeviceForward probe(c);
     EXPECT_GT(probe.p.workspace_bytes, 0u) << "expected the segment path";
     check_forward_case(c);
   }
-  // D = E = 128: the warp-specialised output pass, from a segment's incoming state.
-  Case c;
-  c.b = 1;
-  c.h = 1;
-  c.n = 2500;
-  c.d = 128;
-  c.e = 128;
-  c.s = {0.01f};
-  DeviceForward probe(c);
-  EXPECT_GT(probe.p.workspace_bytes, 0u) << "expected the segment path";
-  check_forward_case(c);
 }
 
 TEST_F(LightningForward, MatchesFp64At131072TokensOnTwoHeads) {
