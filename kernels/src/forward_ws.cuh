@@ -112,12 +112,13 @@ struct WsFwdTraits {
 //      read, through the chain), and
 //   C. runs the output pass over its piece from S_in(j), its K and V read again, from L2 if they
 //      are still there.
-// chain_sync must be zero at launch. trace (kChained, may be null): per piece, in claim order, 8
-// words: the SM, then global-timer nanoseconds at the claim, after the sweep, once the entering
-// state is there, after the hand-over, and at the end.
-// kL2Hints (kChained only): the sweep's K and V are loaded as lines for L2 to keep (evict_last),
-// the outputs' tiles as lines to drop first (their last use), so that more of a piece's K and V are
-// still in L2 when its outputs read them again.
+// chain_sync must be zero at launch; the chain starts from a zero state (p.initial_state is not
+// read: the probe, its only caller, passes none). trace (kChained, may be null): per piece, in
+// claim order, 8 words: the SM, then global-timer nanoseconds at the claim, after the sweep, once
+// the entering state is there, after the hand-over, and at the end. kL2Hints (kChained only): the
+// sweep's K and V are loaded as lines for L2 to keep (evict_last), the outputs' tiles as lines to
+// drop first (their last use), so that more of a piece's K and V are still in L2 when its outputs
+// read them again.
 template <class Element, int kVariant = 1, bool kChained = false, bool kL2Hints = false>
 __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     lightning_fwd_ws_kernel(const __grid_constant__ FwdKernelParams p,
@@ -365,50 +366,18 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       named_barrier_sync(kChainBarrier);
     }
     if (trace != nullptr && tid == 128) trace[8 * claimed_id + 3] = global_timer();
-    if (seg > 0 || p.initial_state == nullptr) {
 #pragma unroll
-      for (int i = 0; i < 16; ++i) {
-        const float4 x = seg > 0 ? __ldcg(in + 256 * i) : make_float4(0.f, 0.f, 0.f, 0.f);
-        if (publish) {
-          next[256 * i] =
-              make_float4(piece_decay * x.x + st[4 * i], piece_decay * x.y + st[4 * i + 1],
-                          piece_decay * x.z + st[4 * i + 2], piece_decay * x.w + st[4 * i + 3]);
-        }
-        st[4 * i] = x.x;
-        st[4 * i + 1] = x.y;
-        st[4 * i + 2] = x.z;
-        st[4 * i + 3] = x.w;
-      }
-    } else {
-      // The caller's initial state enters the first piece (st[4 j + c] is S[d][e] at the
-      // fragment's d and e).
-#pragma unroll
-      for (int j = 0; j < kDim / 8; ++j) {
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-          const int e = e0 + row_e + (c >= 2 ? 8 : 0);
-          const int d = 8 * j + 2 * q + (c & 1);
-          const float x = p.initial_state[bb * p.is_stride[0] + hh * p.is_stride[1] +
-                                          d * p.is_stride[2] + e * p.is_stride[3]];
-          st[4 * j + c] = piece_decay * x + st[4 * j + c];  // S_in(1), for now
-        }
-      }
+    for (int i = 0; i < 16; ++i) {
+      const float4 x = seg > 0 ? __ldcg(in + 256 * i) : make_float4(0.f, 0.f, 0.f, 0.f);
       if (publish) {
-#pragma unroll
-        for (int i = 0; i < 16; ++i) {
-          next[256 * i] = make_float4(st[4 * i], st[4 * i + 1], st[4 * i + 2], st[4 * i + 3]);
-        }
+        next[256 * i] =
+            make_float4(piece_decay * x.x + st[4 * i], piece_decay * x.y + st[4 * i + 1],
+                        piece_decay * x.z + st[4 * i + 2], piece_decay * x.w + st[4 * i + 3]);
       }
-#pragma unroll
-      for (int j = 0; j < kDim / 8; ++j) {
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-          const int e = e0 + row_e + (c >= 2 ? 8 : 0);
-          const int d = 8 * j + 2 * q + (c & 1);
-          st[4 * j + c] = p.initial_state[bb * p.is_stride[0] + hh * p.is_stride[1] +
-                                          d * p.is_stride[2] + e * p.is_stride[3]];
-        }
-      }
+      st[4 * i] = x.x;
+      st[4 * i + 1] = x.y;
+      st[4 * i + 2] = x.z;
+      st[4 * i + 3] = x.w;
     }
     if (publish) {
       __threadfence();
