@@ -237,8 +237,7 @@ int main(int argc, char** argv) {
                                static_cast<int>(WsFwdTraits::kSmemBytes)),
           "kernel attributes");
     check(cudaFuncGetAttributes(&ws_attr, kernel), "kernel attributes");
-    if (3 * ws_attr.numRegs < WsFwdTraits::kPRegs + 2 * WsFwdTraits::kOutRegs ||
-        ws_attr.localSizeBytes != 0) {
+    if (!WsFwdTraits::launch_fits(ws_attr.numRegs) || ws_attr.localSizeBytes != 0) {
       // A setmaxnreg increase would wait for registers the block was never given.
       std::fprintf(stderr,
                    "lightning-probe-chains: output_ws compiled for %d registers a thread (%zu "

@@ -1296,7 +1296,7 @@ void run_passes(const FwdKernelParams& kp, const Shape& shape, cudaStream_t stre
       static const bool fits = [&] {
         cudaFuncAttributes attr{};
         return cudaFuncGetAttributes(&attr, kernel) == cudaSuccess &&
-               3 * attr.numRegs >= WsFwdTraits::kPRegs + 2 * WsFwdTraits::kOutRegs;
+               WsFwdTraits::launch_fits(attr.numRegs);
       }();
       if (fits && warp_specialised_allowed()) {
         LIGHTNING_CUDA_CHECK(cudaFuncSetAttribute(kernel,

@@ -88,6 +88,8 @@ struct WsFwdTraits {
   static constexpr int kPRegs = 104;
   static constexpr int kOutRegs = 200;
   static_assert(kPRegs + 2 * kOutRegs <= 3 * kLaunchRegs && kPRegs % 8 == 0 && kOutRegs % 8 == 0);
+  // Whether a build that allocated `regs` registers a thread at launch can hand out the split.
+  static constexpr bool launch_fits(int regs) { return 3 * regs >= kPRegs + 2 * kOutRegs; }
 };
 
 // One segment per thread block (p.segments == 1 or the library's segment layout: the incoming
@@ -124,7 +126,6 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     lightning_fwd_ws_kernel(const __grid_constant__ FwdKernelParams p,
                             int* chain_sync,
                             unsigned long long* trace) {
-  using ET = ElementTraits<Element>;
   using T = WsFwdTraits;
   constexpr int kBlockN = T::kBlockN;
   constexpr int kDim = T::kDim;
