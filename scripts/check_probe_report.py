@@ -41,6 +41,11 @@ def problems(path):
         steps = c.get("tokens_per_thread_block", 0) / 64
         if steps <= 0 or abs(c.get("us_per_64_token_step", -1) - median * 1e3 / steps) > 1e-6:
             out.append(f"case {i}: us_per_64_token_step does not follow from median_ms")
+        # output_ws's profile: parts of a loop's time, so within [0, 1].
+        for side, values in (c.get("profile") or {}).items():
+            for key, value in values.items():
+                if key.endswith("_fraction") and not 0 <= value <= 1:
+                    out.append(f"case {i}: profile {side}.{key} = {value} is not within [0, 1]")
     return out
 
 

@@ -15,8 +15,9 @@
 // ("output_r168"): what its two warpgroups would keep if a third, holding a 128 x 128 fp32 state
 // as its accumulator, shared the SM (65536 / 384 threads); and the warp-specialised output pass
 // (src/forward_ws.cuh, "output_ws", each of its variants at 32 and 128 thread blocks), whose
-// outputs are also compared bit for bit with the library's. Cold L2: a 256 MiB buffer is rewritten
-// before every sample. Exit 77 where there is no CUDA device.
+// outputs are also compared bit for bit with the library's, and whose shipped order is run once
+// more with its waits timed (kProfile: how much time its P warpgroup has to spare). Cold L2: a 256
+// MiB buffer is rewritten before every sample. Exit 77 where there is no CUDA device.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -231,8 +232,11 @@ int main(int argc, char** argv) {
   cudaFuncAttributes ws_attr{};
   const WsKernel kernel_chained = lightning_fwd_ws_kernel<Element, 1, true>;
   const WsKernel kernel_chained_hints = lightning_fwd_ws_kernel<Element, 1, true, true>;
-  for (const WsKernel kernel : {kernel_ws[0], kernel_ws[1], kernel_ws[2], kernel_ws[3],
-                                kernel_ws[4], kernel_chained, kernel_chained_hints}) {
+  // The shipped order (variant 1) with its waits timed (kProfile).
+  const WsKernel kernel_ws_profile = lightning_fwd_ws_kernel<Element, 1, false, false, true>;
+  for (const WsKernel kernel :
+       {kernel_ws[0], kernel_ws[1], kernel_ws[2], kernel_ws[3], kernel_ws[4], kernel_chained,
+        kernel_chained_hints, kernel_ws_profile}) {
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                static_cast<int>(WsFwdTraits::kSmemBytes)),
           "kernel attributes");
@@ -333,6 +337,50 @@ int main(int argc, char** argv) {
       kernels[1][1]<<<static_cast<unsigned>(r.blocks), Traits::kThreads, smem[1][1]>>>(pref);
       check(cudaGetLastError(), "launch");
       compare_outputs(r, c.b * kHeads * c.n * kDim);
+    }
+    if (ws && c.variant == 1) {
+      // One more run of the shipped order with its waits timed (forward_ws.cuh, kProfile): how
+      // much of its loop each side spends waiting, as medians over the thread blocks.
+      unsigned long long* trace;
+      const std::size_t trace_bytes = 8 * r.blocks * sizeof(unsigned long long);
+      check(cudaMalloc(&trace, trace_bytes), "trace");
+      kernel_ws_profile<<<static_cast<unsigned>(r.blocks), WsFwdTraits::kThreads,
+                          WsFwdTraits::kSmemBytes>>>(p, nullptr, trace);
+      check(cudaGetLastError(), "launch");
+      std::vector<unsigned long long> t(8 * r.blocks);
+      check(cudaMemcpy(t.data(), trace, trace_bytes, cudaMemcpyDeviceToHost), "trace");
+      cudaFree(trace);
+      // Word w of every block as a fraction of its loop (word `loop`), median over blocks.
+      auto median_fraction = [&](int w, int loop) {
+        std::vector<double> x;
+        for (std::int64_t i = 0; i < r.blocks; ++i) {
+          x.push_back(static_cast<double>(t[8 * i + w]) / static_cast<double>(t[8 * i + loop]));
+        }
+        std::sort(x.begin(), x.end());
+        return x[x.size() / 2];
+      };
+      std::vector<double> p_idle;
+      for (std::int64_t i = 0; i < r.blocks; ++i) {
+        const unsigned long long* e = &t[8 * i];
+        p_idle.push_back(static_cast<double>(e[1] + e[2] + e[3]) / static_cast<double>(e[0]));
+      }
+      std::sort(p_idle.begin(), p_idle.end());
+      std::vector<double> sorted = r.ms;
+      std::sort(sorted.begin(), sorted.end());
+      const double us_per_step = sorted[sorted.size() / 2] * 1e3 / (c.n / kBlockN);
+      const double idle = p_idle[p_idle.size() / 2];
+      r.trace = {{"p_warpgroup",
+                  {{"waiting_fraction", idle},
+                   {"waiting_us_per_step", idle * us_per_step},
+                   {"tiles_fraction", median_fraction(1, 0)},
+                   {"p_buffer_fraction", median_fraction(2, 0)},
+                   {"stage_empty_fraction", median_fraction(3, 0)}}},
+                 {"output_warpgroup",
+                  {{"tiles_fraction", median_fraction(5, 4)},
+                   {"p_fraction", median_fraction(6, 4)},
+                   {"store_fraction", median_fraction(7, 4)}}}};
+      std::printf("  profile (b = %lld): %s\n", static_cast<long long>(c.b),
+                  r.trace.dump().c_str());
     }
     results.push_back(r);
   }
@@ -556,7 +604,10 @@ int main(int argc, char** argv) {
                                {"max_ms", sorted.back()},
                                {"us_per_64_token_step", us_per_step},
                                {"model_gb_per_s", gbs}});
-    if (std::string(r.c.pass) == "output_ws") report["cases"].back()["variant"] = r.c.variant;
+    if (std::string(r.c.pass) == "output_ws") {
+      report["cases"].back()["variant"] = r.c.variant;
+      if (!r.trace.is_null()) report["cases"].back()["profile"] = r.trace;
+    }
     if (r.chains > 0) {
       // A whole forward: tokens_per_thread_block is a chain's length, us_per_64_token_step the
       // time per step of one chain.

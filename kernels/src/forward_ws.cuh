@@ -121,7 +121,17 @@ struct WsFwdTraits {
 // sweep's K and V are loaded as lines for L2 to keep (evict_last), the outputs' tiles as lines to
 // drop first (their last use), so that more of a piece's K and V are still in L2 when its outputs
 // read them again.
-template <class Element, int kVariant = 1, bool kChained = false, bool kL2Hints = false>
+//
+// kProfile (not kChained; the probe's question: how much time the P warpgroup has to spare):
+// per thread block, 8 words of SM clock cycles into trace[8 blockIdx.x + i]: the P warpgroup's
+// thread 0 (it also issues the loads) over its whole loop, and within it waiting for a stage's
+// tiles, for a P buffer to be free and for a stage to be empty before refilling it; then output
+// thread 128 over its loop, waiting for the tiles, for P, and for the staging tile's last store.
+template <class Element,
+          int kVariant = 1,
+          bool kChained = false,
+          bool kL2Hints = false,
+          bool kProfile = false>
 __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     lightning_fwd_ws_kernel(const __grid_constant__ FwdKernelParams p,
                             int* chain_sync,
@@ -202,6 +212,16 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
   }
   __syncthreads();
 
+  // mbar_wait, and with kProfile the cycles it took added to acc.
+  auto timed_wait = [](std::uint64_t* bar, int phase, long long& acc) {
+    if constexpr (kProfile) {
+      const long long t = clock64();
+      mbar_wait(bar, phase);
+      acc += clock64() - t;
+    } else {
+      mbar_wait(bar, phase);
+    }
+  };
   auto tile_row = [&](int blk) {
     return static_cast<int>(n_begin + static_cast<std::int64_t>(blk) * kBlockN);
   };
@@ -236,14 +256,18 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     const int off_p_row = (16 * warp + 8 * (mat % 2) + mrow) * 128;
     const int p_xor = (mat / 2) ^ mrow;
     float pacc[32];
+    static_assert(!(kProfile && kChained), "the profile is of the library's output pass");
+    [[maybe_unused]] long long prof[4] = {0, 0, 0, 0};  // kProfile: loop, full, pempty, empty
+    if constexpr (kProfile) prof[0] = clock64();
     for (int vi = 0; vi < total; ++vi) {
       const int stage = vi % kStages;
-      mbar_wait(&full_bar[stage], (vi / kStages) & 1);
+      timed_wait(&full_bar[stage], (vi / kStages) & 1, prof[1]);
       auto load_ahead = [&] {
         // The tiles of virtual block vi + 2 into the stage of vi - 1, once everyone has read it.
         if (tid == 0 && vi + kStages - 1 < total) {
           const int nb = vi + kStages - 1;
-          if (nb >= kStages) mbar_wait(&empty_bar[nb % kStages], ((nb / kStages) - 1) & 1);
+          if (nb >= kStages)
+            timed_wait(&empty_bar[nb % kStages], ((nb / kStages) - 1) & 1, prof[3]);
           load_block(nb);
         }
         __syncwarp();
@@ -258,7 +282,9 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       }
       const int blk = vi - base;
       const int buf = blk % T::kPBuffers;
-      if (blk >= T::kPBuffers) mbar_wait(&pempty_bar[buf], ((blk / T::kPBuffers) - 1) & 1);
+      if (blk >= T::kPBuffers) {
+        timed_wait(&pempty_bar[buf], ((blk / T::kPBuffers) - 1) & 1, prof[2]);
+      }
       const uint32_t sq_addr = smem_addr(smem + stage * T::kStageBytes);
       const uint32_t sk_addr = sq_addr + T::kTileBytes;
       wgmma_fence();
@@ -278,6 +304,12 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       fence_proxy_async();  // P is read by wgmma (the async proxy)
       mbar_arrive(&pfull_bar[buf]);
       load_ahead();
+    }
+    if constexpr (kProfile) {
+      if (tid == 0) {
+        prof[0] = clock64() - prof[0];
+        for (int i = 0; i < 4; ++i) trace[8 * blockIdx.x + i] = prof[i];
+      }
     }
     return;
   }
@@ -389,6 +421,8 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
   }
 
   // C. The outputs.
+  [[maybe_unused]] long long oprof[4] = {0, 0, 0, 0};  // kProfile: loop, full, pfull, store
+  if constexpr (kProfile) oprof[0] = clock64();
   for (int blk = 0; blk < num_blocks; ++blk) {
     const int vi = base + blk;
     const int stage = vi % kStages;
@@ -400,7 +434,7 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     const int len =
         static_cast<int>(min(static_cast<std::int64_t>(kBlockN), n_end - n_begin - blk * kBlockN));
     const int shift = (p.init_shift && seg == 0 && blk == 0) ? 1 : 0;
-    mbar_wait(&full_bar[stage], (vi / kStages) & 1);
+    timed_wait(&full_bar[stage], (vi / kStages) & 1, oprof[1]);
 
     // 1. O^T = S^T Q^T (the state before this block as the register A operand), 2. V^T diag(w)
     //    with w[u] = update_scale lambda^(len - 1 - u) (0 past len), 3. S^T <- lambda^len S^T +
@@ -463,7 +497,7 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     scale_inter_columns<1>(oacc, tab_inter + 1 - shift + 2 * q);
 
     // 5. O^T += V^T P^T once this block's P is in its buffer.
-    mbar_wait(&pfull_bar[buf], (blk / T::kPBuffers) & 1);
+    timed_wait(&pfull_bar[buf], (blk / T::kPBuffers) & 1, oprof[2]);
     {
       // V^T again from shared memory, or (variant 3) kept in registers since step 2.
       if constexpr (kVariant != 3) {
@@ -488,8 +522,11 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     }
 
     // 6. O^T staged as O (tokens, values) in a swizzled tile, stored by TMA.
+    [[maybe_unused]] long long t_store = 0;
+    if constexpr (kProfile) t_store = clock64();
     if (wg_tid == 0) bulk_wait_read<1>();  // the store before last has left this staging tile
     warpgroup_sync();
+    if constexpr (kProfile) oprof[3] += clock64() - t_store;
     unsigned char* st_tile = so + (nstore & 1) * kHalf;
     stage_output_transposed<Element, 128>(st_tile + off_o, oacc);
     fence_proxy_async();
@@ -501,6 +538,12 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     ++nstore;
   }
 
+  if constexpr (kProfile) {
+    if (tid == 128) {
+      oprof[0] = clock64() - oprof[0];
+      for (int i = 0; i < 4; ++i) trace[8 * blockIdx.x + 4 + i] = oprof[i];
+    }
+  }
   const StateView out = state_destination<kDim, kDim, FwdMode::kOutput>(p, where);
   if (out.ptr != nullptr) {
     store_state_fragment<kDim>(out, st, p.final_extra_decay ? decay[1] : 1.f, e0 + row_e, q);
