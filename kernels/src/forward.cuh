@@ -266,33 +266,31 @@ __device__ __forceinline__ void fill_decay_tables(const FwdKernelParams& p,
 // A warp's share of a 64-row S^T slice as a wgmma accumulator: st[4 j + c] is the state at
 // d = 8 j + 2 q + c % 2 and e = e_row + 8 (c / 2) (e_row: the slice's first value plus the
 // thread's fragment row). Loaded from `v` (zero where it has no pointer), or stored times `scale`.
+template <int kHeadDim, class F>
+__device__ __forceinline__ void for_each_state_element(int e_row, int q, F&& f) {
+#pragma unroll
+  for (int j = 0; j < kHeadDim / 8; ++j) {
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      const int e = e_row + (c >= 2 ? 8 : 0);
+      const int d = 8 * j + 2 * q + (c & 1);
+      f(4 * j + c, d, e);
+    }
+  }
+}
 template <int kHeadDim>
 __device__ __forceinline__ void load_state_fragment(float (&st)[kHeadDim / 2],
                                                     const StateView& v,
                                                     int e_row,
                                                     int q) {
-#pragma unroll
-  for (int j = 0; j < kHeadDim / 8; ++j) {
-#pragma unroll
-    for (int c = 0; c < 4; ++c) {
-      const int e = e_row + (c >= 2 ? 8 : 0);
-      const int d = 8 * j + 2 * q + (c & 1);
-      st[4 * j + c] = v.ptr ? v.ptr[d * v.sd + e * v.se] : 0.f;
-    }
-  }
+  for_each_state_element<kHeadDim>(
+      e_row, q, [&](int i, int d, int e) { st[i] = v.ptr ? v.ptr[d * v.sd + e * v.se] : 0.f; });
 }
 template <int kHeadDim>
 __device__ __forceinline__ void store_state_fragment(
     const StateView& v, const float (&st)[kHeadDim / 2], float scale, int e_row, int q) {
-#pragma unroll
-  for (int j = 0; j < kHeadDim / 8; ++j) {
-#pragma unroll
-    for (int c = 0; c < 4; ++c) {
-      const int e = e_row + (c >= 2 ? 8 : 0);
-      const int d = 8 * j + 2 * q + (c & 1);
-      v.ptr[d * v.sd + e * v.se] = scale * st[4 * j + c];
-    }
-  }
+  for_each_state_element<kHeadDim>(
+      e_row, q, [&](int i, int d, int e) { v.ptr[d * v.sd + e * v.se] = scale * st[i]; });
 }
 
 // The state fragment (kKSteps x 8 floats) as the 16-bit register A operands of O^T = S^T Q^T.
@@ -307,6 +305,22 @@ __device__ __forceinline__ void pack_state_operands(uint32_t (&sa)[kKSteps][4],
     sa[ks][2] = ET::pack(st[8 * ks + 4], st[8 * ks + 5]);
     sa[ks][3] = ET::pack(st[8 * ks + 6], st[8 * ks + 7]);
   }
+}
+
+// O^T = S^T Q^T issued as one wgmma group: the state's A operands (pack_state_operands) against
+// the Q tile at q_addr, 64 tokens x 16 kKSteps features in 64-feature halves of kHalfBytes (a
+// (64, 64) 16-bit tile, 128-byte swizzle).
+template <class Element, int kKSteps, int kHalfBytes>
+__device__ __forceinline__ void issue_inter_product(float (&oacc)[32],
+                                                    const uint32_t (&sa)[kKSteps][4],
+                                                    uint32_t q_addr) {
+  wgmma_fence();
+#pragma unroll
+  for (int ks = 0; ks < kKSteps; ++ks) {
+    const uint32_t off = (ks / 4) * kHalfBytes + (ks % 4) * 32;
+    wgmma_rs<Element, 64, 0>(oacc, sa[ks], wgmma_desc(q_addr + off, 16, 1024), ks > 0);
+  }
+  wgmma_commit();
 }
 
 // One V^T A fragment (k-step ks) weighted per token for the update: the fragment's tokens u, u + 1
@@ -704,13 +718,7 @@ __global__ void __launch_bounds__(kBoundThreads,
                         sa[ks][2], sa[ks][3]);
         }
       }
-      wgmma_fence();
-#pragma unroll
-      for (int ks = 0; ks < kKSteps; ++ks) {
-        const uint32_t off = (ks / 4) * kHalf + (ks % 4) * 32;
-        wgmma_rs<Element, 64, 0>(oacc, sa[ks], wgmma_desc(sq_addr + off, 16, 1024), ks > 0);
-      }
-      wgmma_commit();
+      issue_inter_product<Element, kKSteps, kHalf>(oacc, sa, sq_addr);
     }
 
     // 2. V^T fragments of this warp's value rows (A operands of the intra product and, scaled by

@@ -447,15 +447,7 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
 #pragma unroll
       for (int i = 0; i < kDim / 2; ++i) st[i] *= block_decay;
     };
-    auto issue_inter = [&] {
-      wgmma_fence();
-#pragma unroll
-      for (int ks = 0; ks < kKSteps; ++ks) {
-        const uint32_t off = (ks / 4) * kHalf + (ks % 4) * 32;
-        wgmma_rs<Element, 64, 0>(oacc, sa[ks], wgmma_desc(sq_addr + off, 16, 1024), ks > 0);
-      }
-      wgmma_commit();
-    };
+    auto issue_inter = [&] { issue_inter_product<Element, kKSteps, kHalf>(oacc, sa, sq_addr); };
     uint32_t vt[kBlockN / 16][4], vw[kBlockN / 16][4];
     auto weigh_v = [&] { load_weighted_vt(vt, vw, sv, len); };
     auto update = [&] { issue_update(vw, sk_addr); };
