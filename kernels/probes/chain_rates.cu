@@ -262,6 +262,18 @@ int main(int argc, char** argv) {
             "kernel attributes");
     }
   }
+  // One launch given a trace buffer of 8 words per thread block (launch(trace)); the trace.
+  auto traced_run = [&](std::int64_t blocks, auto&& launch) {
+    unsigned long long* trace;
+    const std::size_t trace_bytes = 8 * blocks * sizeof(unsigned long long);
+    check(cudaMalloc(&trace, trace_bytes), "trace");
+    launch(trace);
+    check(cudaGetLastError(), "launch");
+    std::vector<unsigned long long> t(8 * blocks);
+    check(cudaMemcpy(t.data(), trace, trace_bytes, cudaMemcpyDeviceToHost), "trace");
+    cudaFree(trace);
+    return t;
+  };
   cudaEvent_t start, stop;
   check(cudaEventCreate(&start), "event");
   check(cudaEventCreate(&stop), "event");
@@ -341,15 +353,10 @@ int main(int argc, char** argv) {
     if (ws && c.variant == 1) {
       // One more run of the shipped order with its waits timed (forward_ws.cuh, kProfile): how
       // much of its loop each side spends waiting, as medians over the thread blocks.
-      unsigned long long* trace;
-      const std::size_t trace_bytes = 8 * r.blocks * sizeof(unsigned long long);
-      check(cudaMalloc(&trace, trace_bytes), "trace");
-      kernel_ws_profile<<<static_cast<unsigned>(r.blocks), WsFwdTraits::kThreads,
-                          WsFwdTraits::kSmemBytes>>>(p, nullptr, trace);
-      check(cudaGetLastError(), "launch");
-      std::vector<unsigned long long> t(8 * r.blocks);
-      check(cudaMemcpy(t.data(), trace, trace_bytes, cudaMemcpyDeviceToHost), "trace");
-      cudaFree(trace);
+      const std::vector<unsigned long long> t = traced_run(r.blocks, [&](unsigned long long* tr) {
+        kernel_ws_profile<<<static_cast<unsigned>(r.blocks), WsFwdTraits::kThreads,
+                            WsFwdTraits::kSmemBytes>>>(p, nullptr, tr);
+      });
       // Word w of every block as a fraction of its loop (word `loop`), median over blocks.
       auto median_fraction = [&](int w, int loop) {
         std::vector<double> x;
@@ -497,16 +504,12 @@ int main(int argc, char** argv) {
         // One more run with the per-piece trace: where a piece's time goes, and how fast the state
         // travels down a chain.
         {
-          unsigned long long* trace;
-          const std::size_t trace_bytes = 8 * r.blocks * sizeof(unsigned long long);
-          check(cudaMalloc(&trace, trace_bytes), "trace");
-          check(cudaMemsetAsync(chain_sync, 0, (1 + kHeads) * sizeof(int)), "chain flags");
-          chained<<<static_cast<unsigned>(r.blocks), WsFwdTraits::kThreads,
-                    WsFwdTraits::kSmemBytes>>>(p, chain_sync, trace);
-          check(cudaGetLastError(), "launch");
-          std::vector<unsigned long long> t(8 * r.blocks);
-          check(cudaMemcpy(t.data(), trace, trace_bytes, cudaMemcpyDeviceToHost), "trace");
-          cudaFree(trace);
+          const std::vector<unsigned long long> t =
+              traced_run(r.blocks, [&](unsigned long long* tr) {
+                check(cudaMemsetAsync(chain_sync, 0, (1 + kHeads) * sizeof(int)), "chain flags");
+                chained<<<static_cast<unsigned>(r.blocks), WsFwdTraits::kThreads,
+                          WsFwdTraits::kSmemBytes>>>(p, chain_sync, tr);
+              });
           auto median_us = [](std::vector<double> x) {
             std::sort(x.begin(), x.end());
             return x.empty() ? 0.0 : x[x.size() / 2];
