@@ -399,18 +399,24 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       named_barrier_sync(kChainBarrier);
     }
     if (trace != nullptr && tid == 128) trace[8 * claimed_id + 3] = global_timer();
+    // Every load issued before the first store: the two slots may alias as far as the compiler
+    // knows, so loads and stores interleaved wait for each other, one L2 round trip a vector.
+    float4 x[16];
 #pragma unroll
     for (int i = 0; i < 16; ++i) {
-      const float4 x = seg > 0 ? __ldcg(in + 256 * i) : make_float4(0.f, 0.f, 0.f, 0.f);
+      x[i] = seg > 0 ? __ldcg(in + 256 * i) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
       if (publish) {
         next[256 * i] =
-            make_float4(piece_decay * x.x + st[4 * i], piece_decay * x.y + st[4 * i + 1],
-                        piece_decay * x.z + st[4 * i + 2], piece_decay * x.w + st[4 * i + 3]);
+            make_float4(piece_decay * x[i].x + st[4 * i], piece_decay * x[i].y + st[4 * i + 1],
+                        piece_decay * x[i].z + st[4 * i + 2], piece_decay * x[i].w + st[4 * i + 3]);
       }
-      st[4 * i] = x.x;
-      st[4 * i + 1] = x.y;
-      st[4 * i + 2] = x.z;
-      st[4 * i + 3] = x.w;
+      st[4 * i] = x[i].x;
+      st[4 * i + 1] = x[i].y;
+      st[4 * i + 2] = x[i].z;
+      st[4 * i + 3] = x[i].w;
     }
     if (publish) {
       __threadfence();
