@@ -404,6 +404,25 @@ __device__ __forceinline__ void stage_output_transposed(unsigned char* at,
   }
 }
 
+// The inverse read: a tile staged (or loaded by TMA) as stage_output_transposed writes it, added
+// to O^T in the accumulator's layout (ldmatrix.trans at the same addresses).
+template <class Element, int kRowBytes>
+__device__ __forceinline__ void add_staged_output_transposed(float (&oacc)[32],
+                                                             const unsigned char* at) {
+  using ET = ElementTraits<Element>;
+#pragma unroll
+  for (int j = 0; j < 8; j += 2) {
+    uint32_t r[4];
+    ldsm_x4_trans(r, at + 8 * j * kRowBytes);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 f = ET::unpack(r[i]);
+      oacc[4 * j + 2 * i] += f.x;
+      oacc[4 * j + 2 * i + 1] += f.y;
+    }
+  }
+}
+
 // The cp.async work of one thread for one (64 rows, kChunks 16-byte chunks) tile stored as
 // swizzle atoms: rows r0, r0 + kRowStep, ... of chunk c. Every row this thread copies has the same
 // row % 8, so its destination is one offset plus a multiple of the row step.

@@ -127,11 +127,22 @@ struct WsFwdTraits {
 // thread 0 (it also issues the loads) over its whole loop, and within it waiting for a stage's
 // tiles, for a P buffer to be free and for a stage to be empty before refilling it; then output
 // thread 128 over its loop, waiting for the tiles, for P, and for the staging tile's last store.
+//
+// kOutputsFirst (kChained only): the same chain, a piece's work in the other order. A thread block
+//   A. runs the output pass over its piece from a zero state, writing O_loc to o and keeping the
+//      piece's local state S_loc (the update runs as part of the outputs),
+//   B. hands the state over as above (S_in(j + 1) = lambda^len S_in(j) + S_loc(j)), and
+//   C. unless its piece is a chain's first, corrects its outputs: o = O_loc + inter_scale
+//      lambda^(t + 1) q_t S_t with S_t = lambda^(64 b) S_in(j) for block b, reading Q and O_loc
+//      again (from L2 where they still are). C is the inter product alone: a third of a block's
+//      products, where the sweep of the other order is another third with K and V from memory.
+//      o is rounded twice (O_loc, then the sum): within a unit of the last place of the library's.
 template <class Element,
           int kVariant = 1,
           bool kChained = false,
           bool kL2Hints = false,
-          bool kProfile = false>
+          bool kProfile = false,
+          bool kOutputsFirst = false>
 __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     lightning_fwd_ws_kernel(const __grid_constant__ FwdKernelParams p,
                             int* chain_sync,
@@ -194,9 +205,14 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
   const std::int64_t n_begin = range.begin, n_end = range.end;
   const int num_blocks = static_cast<int>((n_end - n_begin + kBlockN - 1) / kBlockN);
   // The stages see "virtual blocks": kChained, the piece's blocks twice (K and V for the sweep,
-  // then Q, K and V for the outputs).
-  const int base = kChained ? num_blocks : 0;
-  const int total = base + num_blocks;
+  // then Q, K and V for the outputs); kOutputsFirst, Q, K and V for the outputs, then (but for a
+  // chain's first piece) Q and O_loc for the corrections.
+  static_assert(!kOutputsFirst || (kChained && !kL2Hints), "outputs first is a chained order");
+  const int base = kChained && !kOutputsFirst ? num_blocks : 0;
+  const bool corrects = kOutputsFirst && seg > 0;
+  const int total = base + num_blocks + (corrects ? num_blocks : 0);
+  const int output_end = base + num_blocks;  // the virtual blocks that compute P
+  constexpr int kOlocBarrier = 7;  // kOutputsFirst: O_loc stored (2 output warps, P warp 0)
 
   fill_decay_tables<T::kThreads>(p, p.s[hh], tables, tid);
   if (tid == 0) {
@@ -232,6 +248,18 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     auto load_block = [&](int vi) {
       unsigned char* stage = smem + (vi % kStages) * T::kStageBytes;
       std::uint64_t* bar = &full_bar[vi % kStages];
+      if constexpr (kOutputsFirst) {
+        if (vi >= output_end) {
+          // A correction block: Q, and O_loc's two 64-value halves where K goes.
+          const int row = tile_row(vi - output_end);
+          const int h = static_cast<int>(hh), b = static_cast<int>(bb);
+          mbar_arrive_expect_tx(bar, 2 * T::kTileBytes);
+          tma_load_5d(stage, &p.tm_q, bar, 0, row, 0, h, b);
+          tma_load_4d(stage + T::kTileBytes, &p.tm_o, bar, 0, row, h, b);
+          tma_load_4d(stage + T::kTileBytes + kHalf, &p.tm_o, bar, 64, row, h, b);
+          return;
+        }
+      }
       const bool sweep = vi < base;
       const int row = tile_row(sweep ? vi : vi - base);
       const int h = static_cast<int>(hh), b = static_cast<int>(bb);
@@ -247,8 +275,10 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       tma_load_5d(stage + T::kTileBytes, &p.tm_k, bar, 0, row, 0, h, b);
       tma_load_5d(stage + 2 * T::kTileBytes, &p.tm_v, bar, 0, row, 0, h, b);
     };
+    // kOutputsFirst: the corrections' loads wait until O_loc is stored (below).
+    const int load_end = kOutputsFirst ? output_end : total;
     if (tid == 0) {
-      for (int vi = 0; vi < kStages - 1 && vi < total; ++vi) load_block(vi);
+      for (int vi = 0; vi < kStages - 1 && vi < load_end; ++vi) load_block(vi);
     }
     __syncwarp();
     // Query t = 16 warp + g + 8 half against key u = 8 j + 2 q + c: t - u = a + 8 half - 8 j - c.
@@ -259,12 +289,12 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     static_assert(!(kProfile && kChained), "the profile is of the library's output pass");
     [[maybe_unused]] long long prof[4] = {0, 0, 0, 0};  // kProfile: loop, full, pempty, empty
     if constexpr (kProfile) prof[0] = clock64();
-    for (int vi = 0; vi < total; ++vi) {
+    for (int vi = 0; vi < output_end; ++vi) {
       const int stage = vi % kStages;
       timed_wait(&full_bar[stage], (vi / kStages) & 1, prof[1]);
       auto load_ahead = [&] {
         // The tiles of virtual block vi + 2 into the stage of vi - 1, once everyone has read it.
-        if (tid == 0 && vi + kStages - 1 < total) {
+        if (tid == 0 && vi + kStages - 1 < load_end) {
           const int nb = vi + kStages - 1;
           if (nb >= kStages)
             timed_wait(&empty_bar[nb % kStages], ((nb / kStages) - 1) & 1, prof[3]);
@@ -304,6 +334,30 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       fence_proxy_async();  // P is read by wgmma (the async proxy)
       mbar_arrive(&pfull_bar[buf]);
       load_ahead();
+    }
+    if constexpr (kOutputsFirst) {
+      if (corrects) {
+        // The correction blocks' tiles, once both output warpgroups' O_loc stores are complete
+        // (their first warps arrive on kOlocBarrier); nothing for this warpgroup to read in them.
+        auto load_waiting = [&](int v) {
+          if (v >= kStages) mbar_wait(&empty_bar[v % kStages], ((v / kStages) - 1) & 1);
+          load_block(v);
+        };
+        if (warp == 0) asm volatile("bar.sync %0, 96;\n" ::"r"(kOlocBarrier) : "memory");
+        if (tid == 0) {
+          for (int v = output_end; v < output_end + kStages - 1 && v < total; ++v) {
+            load_waiting(v);
+          }
+        }
+        __syncwarp();
+        for (int vi = output_end; vi < total; ++vi) {
+          mbar_wait(&full_bar[vi % kStages], (vi / kStages) & 1);
+          __syncwarp();
+          if (lane == 0) mbar_arrive(&empty_bar[vi % kStages]);
+          if (tid == 0 && vi + kStages - 1 < total) load_waiting(vi + kStages - 1);
+          __syncwarp();
+        }
+      }
     }
     if constexpr (kProfile) {
       if (tid == 0) {
@@ -355,75 +409,85 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     }
     wgmma_commit();
   };
+  // B. (kChained) The hand-over: in the sweep's order before the outputs, with kOutputsFirst after
+  //    them. st holds S_loc on entry and S_in on return.
+  auto hand_over = [&] {
+    if constexpr (kChained) {
+      // The state entering the piece, and the next piece's, through the chain. The slots hold a
+      //    state in the output warpgroups' fragment order (16-byte vector i of output thread t at
+      //    vector 256 i + t, so that a warp's accesses are 512 contiguous bytes); only this kernel
+      //    reads them.
+      if (trace != nullptr && tid == 128) trace[8 * claimed_id + 2] = global_timer();
+      const std::int64_t chain = bb * p.h + hh;
+      int* flag = chain_sync + 1 + chain;
+      float* slots = p.workspace + chain * 2 * kDim * kDim;
+      const float4* in =
+          reinterpret_cast<const float4*>(slots + (seg % 2) * kDim * kDim) + (tid - 128);
+      float4* next = reinterpret_cast<float4*>(slots + ((seg + 1) % 2) * kDim * kDim) + (tid - 128);
+      const bool publish = seg + 1 < p.segments;
+      const float piece_decay = expf(-p.s[hh] * static_cast<float>(n_end - n_begin));
+      if (seg > 0) {
+        if (tid == 128) {
+          while (ld_acquire_gpu(flag) < seg) {
+          }
+        }
+        __syncwarp();
+        named_barrier_sync(kChainBarrier);
+      }
+      if (trace != nullptr && tid == 128) trace[8 * claimed_id + 3] = global_timer();
+      // Every load issued before the first store: the two slots may alias as far as the compiler
+      // knows, so loads and stores interleaved wait for each other, one L2 round trip a vector.
+      float4 x[16];
+#pragma unroll
+      for (int i = 0; i < 16; ++i) {
+        x[i] = seg > 0 ? __ldcg(in + 256 * i) : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+#pragma unroll
+      for (int i = 0; i < 16; ++i) {
+        if (publish) {
+          next[256 * i] = make_float4(
+              piece_decay * x[i].x + st[4 * i], piece_decay * x[i].y + st[4 * i + 1],
+              piece_decay * x[i].z + st[4 * i + 2], piece_decay * x[i].w + st[4 * i + 3]);
+        }
+        st[4 * i] = x[i].x;
+        st[4 * i + 1] = x[i].y;
+        st[4 * i + 2] = x[i].z;
+        st[4 * i + 3] = x[i].w;
+      }
+      if (publish) {
+        __threadfence();
+        named_barrier_sync(kChainBarrier);
+        if (tid == 128) st_release_gpu(flag, static_cast<int>(seg) + 1);
+      }
+      if (trace != nullptr && tid == 128) trace[8 * claimed_id + 4] = global_timer();
+    }
+  };
   if constexpr (kChained) {
-    // A. The piece's local state: the update alone, from zero.
+    // The piece's local state starts from zero (kOutputsFirst: so do its outputs).
 #pragma unroll
     for (int i = 0; i < kDim / 2; ++i) st[i] = 0.f;
-    for (int vi = 0; vi < base; ++vi) {
-      const int stage = vi % kStages;
-      unsigned char* sv = smem + stage * T::kStageBytes + 2 * T::kTileBytes + slice * kHalf;
-      const uint32_t sk_addr = smem_addr(smem + stage * T::kStageBytes + T::kTileBytes);
-      const int len =
-          static_cast<int>(min(static_cast<std::int64_t>(kBlockN), n_end - n_begin - vi * kBlockN));
-      mbar_wait(&full_bar[stage], (vi / kStages) & 1);
-      uint32_t vt[kBlockN / 16][4], vw[kBlockN / 16][4];
-      load_weighted_vt(vt, vw, sv, len);
-      const float block_decay = decay[len];
+    if constexpr (!kOutputsFirst) {
+      // A. The piece's local state: the update alone.
+      for (int vi = 0; vi < base; ++vi) {
+        const int stage = vi % kStages;
+        unsigned char* sv = smem + stage * T::kStageBytes + 2 * T::kTileBytes + slice * kHalf;
+        const uint32_t sk_addr = smem_addr(smem + stage * T::kStageBytes + T::kTileBytes);
+        const int len = static_cast<int>(
+            min(static_cast<std::int64_t>(kBlockN), n_end - n_begin - vi * kBlockN));
+        mbar_wait(&full_bar[stage], (vi / kStages) & 1);
+        uint32_t vt[kBlockN / 16][4], vw[kBlockN / 16][4];
+        load_weighted_vt(vt, vw, sv, len);
+        const float block_decay = decay[len];
 #pragma unroll
-      for (int i = 0; i < kDim / 2; ++i) st[i] *= block_decay;
-      issue_update(vw, sk_addr);
-      wgmma_wait<0>();
-      wgmma_fence_operand(st);
-      __syncwarp();
-      if (lane == 0) mbar_arrive(&empty_bar[stage]);
-    }
-    // B. The state entering the piece, and the next piece's, through the chain. The slots hold a
-    //    state in the output warpgroups' fragment order (16-byte vector i of output thread t at
-    //    vector 256 i + t, so that a warp's accesses are 512 contiguous bytes); only this kernel
-    //    reads them.
-    if (trace != nullptr && tid == 128) trace[8 * claimed_id + 2] = global_timer();
-    const std::int64_t chain = bb * p.h + hh;
-    int* flag = chain_sync + 1 + chain;
-    float* slots = p.workspace + chain * 2 * kDim * kDim;
-    const float4* in =
-        reinterpret_cast<const float4*>(slots + (seg % 2) * kDim * kDim) + (tid - 128);
-    float4* next = reinterpret_cast<float4*>(slots + ((seg + 1) % 2) * kDim * kDim) + (tid - 128);
-    const bool publish = seg + 1 < p.segments;
-    const float piece_decay = expf(-p.s[hh] * static_cast<float>(n_end - n_begin));
-    if (seg > 0) {
-      if (tid == 128) {
-        while (ld_acquire_gpu(flag) < seg) {
-        }
+        for (int i = 0; i < kDim / 2; ++i) st[i] *= block_decay;
+        issue_update(vw, sk_addr);
+        wgmma_wait<0>();
+        wgmma_fence_operand(st);
+        __syncwarp();
+        if (lane == 0) mbar_arrive(&empty_bar[stage]);
       }
-      __syncwarp();
-      named_barrier_sync(kChainBarrier);
+      hand_over();
     }
-    if (trace != nullptr && tid == 128) trace[8 * claimed_id + 3] = global_timer();
-    // Every load issued before the first store: the two slots may alias as far as the compiler
-    // knows, so loads and stores interleaved wait for each other, one L2 round trip a vector.
-    float4 x[16];
-#pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      x[i] = seg > 0 ? __ldcg(in + 256 * i) : make_float4(0.f, 0.f, 0.f, 0.f);
-    }
-#pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      if (publish) {
-        next[256 * i] =
-            make_float4(piece_decay * x[i].x + st[4 * i], piece_decay * x[i].y + st[4 * i + 1],
-                        piece_decay * x[i].z + st[4 * i + 2], piece_decay * x[i].w + st[4 * i + 3]);
-      }
-      st[4 * i] = x[i].x;
-      st[4 * i + 1] = x[i].y;
-      st[4 * i + 2] = x[i].z;
-      st[4 * i + 3] = x[i].w;
-    }
-    if (publish) {
-      __threadfence();
-      named_barrier_sync(kChainBarrier);
-      if (tid == 128) st_release_gpu(flag, static_cast<int>(seg) + 1);
-    }
-    if (trace != nullptr && tid == 128) trace[8 * claimed_id + 4] = global_timer();
   }
 
   // C. The outputs.
@@ -536,6 +600,54 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     ++nstore;
   }
 
+  if constexpr (kOutputsFirst) {
+    if (corrects) {
+      // O_loc must be in memory before the corrections' loads read it back: each output
+      // warpgroup's storing thread waits for its stores, then its first warp tells the P
+      // warpgroup's (which issues the loads).
+      if (wg_tid == 0) bulk_wait<0>();
+      __syncwarp();
+      if (warp == 0) asm volatile("bar.arrive %0, 96;\n" ::"r"(kOlocBarrier) : "memory");
+    }
+    hand_over();  // st: S_loc in, S_in out
+    if (corrects) {
+      // C. o = O_loc + inter_scale lambda^(t + 1) q_t S_t, S_t the state before block blk.
+      for (int blk = 0; blk < num_blocks; ++blk) {
+        const int vi = output_end + blk;
+        const int stage = vi % kStages;
+        unsigned char* sq = smem + stage * T::kStageBytes;
+        const unsigned char* so_loc = sq + T::kTileBytes + slice * kHalf;
+        const int len = static_cast<int>(
+            min(static_cast<std::int64_t>(kBlockN), n_end - n_begin - blk * kBlockN));
+        mbar_wait(&full_bar[stage], (vi / kStages) & 1);
+        float oacc[32];
+        uint32_t sa[kKSteps][4];
+        pack_state_operands<Element>(sa, st);
+        issue_inter_product<Element, kKSteps, kHalf>(oacc, sa, smem_addr(sq));
+        const float block_decay = decay[len];
+#pragma unroll
+        for (int i = 0; i < kDim / 2; ++i) st[i] *= block_decay;
+        wgmma_wait<0>();
+        wgmma_fence_operand(oacc);
+        scale_inter_columns<1>(oacc, tab_inter + 1 + 2 * q);
+        add_staged_output_transposed<Element, 128>(oacc, so_loc + off_o);
+        __syncwarp();
+        if (lane == 0) mbar_arrive(&empty_bar[stage]);  // done with Q and O_loc
+        if (wg_tid == 0) bulk_wait_read<1>();
+        warpgroup_sync();
+        unsigned char* st_tile = so + (nstore & 1) * kHalf;
+        stage_output_transposed<Element, 128>(st_tile + off_o, oacc);
+        fence_proxy_async();
+        warpgroup_sync();
+        if (wg_tid == 0) {
+          tma_store_4d(&p.tm_o, st_tile, e0, tile_row(blk), static_cast<int>(hh),
+                       static_cast<int>(bb));
+          bulk_commit();
+        }
+        ++nstore;
+      }
+    }
+  }
   if constexpr (kProfile) {
     if (tid == 128) {
       oprof[0] = clock64() - oprof[0];

@@ -65,6 +65,17 @@ __device__ __forceinline__ void tma_load_5d(
       : "memory");
 }
 
+// Global -> shared: the box of a 4-d tensor map (an output's), as tma_load_5d.
+__device__ __forceinline__ void tma_load_4d(
+    void* dst, const CUtensorMap* map, std::uint64_t* bar, int c0, int c1, int c2, int c3) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(smem_addr(dst)),
+      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3),
+      "r"(smem_addr(bar))
+      : "memory");
+}
+
 // The same with an L2 cache policy (createpolicy_*): which lines L2 should keep longer.
 __device__ __forceinline__ void tma_load_5d_hint(void* dst,
                                                  const CUtensorMap* map,
