@@ -235,11 +235,15 @@ int main(int argc, char** argv) {
   // The chained pieces in the other order: outputs from zero, then a correction (kOutputsFirst).
   const WsKernel kernel_chained_first =
       lightning_fwd_ws_kernel<Element, 1, true, false, false, true>;
+  // The sweep's order with the sweep as one sum over the piece, V weighted by the P warpgroup
+  // (kFastSweep).
+  const WsKernel kernel_chained_fast =
+      lightning_fwd_ws_kernel<Element, 1, true, false, false, false, true>;
   // The shipped order (variant 1) with its waits timed (kProfile).
   const WsKernel kernel_ws_profile = lightning_fwd_ws_kernel<Element, 1, false, false, true>;
   for (const WsKernel kernel :
        {kernel_ws[0], kernel_ws[1], kernel_ws[2], kernel_ws[3], kernel_ws[4], kernel_chained,
-        kernel_chained_hints, kernel_ws_profile, kernel_chained_first}) {
+        kernel_chained_hints, kernel_ws_profile, kernel_chained_first, kernel_chained_fast}) {
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                static_cast<int>(WsFwdTraits::kSmemBytes)),
           "kernel attributes");
@@ -466,13 +470,16 @@ int main(int argc, char** argv) {
       results.push_back(r);
     }
     // order 0: sweep, hand-over, outputs; 1: the same with L2 hints; 2: outputs from zero,
-    // hand-over, corrections (output_chained_first).
-    for (const int order : {0, 1, 2})
+    // hand-over, corrections (output_chained_first); 3: as 0 with the sweep as one sum, its V
+    // weighted by the P warpgroup (output_chained_fast).
+    for (const int order : {0, 1, 2, 3})
       for (const std::int64_t piece : {512, 1024, 2048, 4096}) {
         const int hints = order == 1;
         const bool first = order == 2;
+        const bool fast = order == 3;
         const WsKernel chained = first   ? kernel_chained_first
                                  : hints ? kernel_chained_hints
+                                 : fast  ? kernel_chained_fast
                                          : kernel_chained;
         FwdKernelParams p{};
         p.q = q;
@@ -498,7 +505,10 @@ int main(int argc, char** argv) {
           std::fprintf(stderr, "lightning-probe-chains: the TMA maps cannot be encoded here\n");
           return 1;
         }
-        Result r{{first ? "output_chained_first" : "output_chained", true, 1, kN, piece, hints}};
+        Result r{{first  ? "output_chained_first"
+                  : fast ? "output_chained_fast"
+                         : "output_chained",
+                  true, 1, kN, piece, hints}};
         r.blocks = kHeads * p.segments;
         r.chains = kHeads;
         r.tokens_per_block = kN;
@@ -547,6 +557,7 @@ int main(int argc, char** argv) {
           std::printf("  trace (piece %lld%s): %s\n", static_cast<long long>(piece),
                       first   ? ", outputs first"
                       : hints ? ", L2 hints"
+                      : fast  ? ", fast sweep"
                               : "",
                       r.trace.dump().c_str());
         }
@@ -605,6 +616,7 @@ int main(int argc, char** argv) {
         std::string(r.c.pass) == "output_ws" ? "output_ws" + std::to_string(r.c.variant)
         : std::string(r.c.pass) == "output_chained" && r.c.variant == 1 ? "output_chained_h"
         : std::string(r.c.pass) == "output_chained_first"               ? "output_chained_f"
+        : std::string(r.c.pass) == "output_chained_fast"                ? "output_chained_s"
                                                                         : r.c.pass;
     std::printf("%-12s %-9s %6lld %8lld %14.3f %10.3f %14.0f %12.1f\n", name.c_str(),
                 r.c.tma ? "tma" : "cp.async", static_cast<long long>(r.blocks),

@@ -77,7 +77,8 @@ struct WsFwdTraits {
   static constexpr int kOBytes = 2 * kHalf;  // per output warpgroup: two staging tiles
   static constexpr int kTable = 132;
   static constexpr int kTableBytes = 4 * kTable * 4;
-  static constexpr int kBarriers = 2 * kStages + 2 * kPBuffers;
+  // full, empty, pfull, pempty, and wready (kFastSweep: a stage's V weighted in place).
+  static constexpr int kBarriers = 3 * kStages + 2 * kPBuffers;
   static constexpr std::size_t kSmemBytes =
       kStages * kStageBytes + kPBuffers * kHalf + 2 * kOBytes + kTableBytes + 8 * kBarriers + 1024;
   static_assert(kSmemBytes <= 227 * 1024);
@@ -137,12 +138,21 @@ struct WsFwdTraits {
 //      again (from L2 where they still are). C is the inter product alone: a third of a block's
 //      products, where the sweep of the other order is another third with K and V from memory.
 //      o is rounded twice (O_loc, then the sum): within a unit of the last place of the library's.
+//
+// kFastSweep (kChained, the sweep's order): the sweep A without its per-block chain of waits. The
+// P warpgroup, idle in the sweep's blocks otherwise, scales each token row of the stage's V in
+// place by its weight over the whole piece, update_scale lambda^(len_piece - 1 - t) (0 past the
+// piece), and the output warpgroups issue the update from shared memory (A = the weighted V as an
+// MN-major operand, B = K) with no decay of the state between blocks, keeping one block's products
+// in flight: S_loc = V^T diag(w) K over the piece, the same sum as the blocked recurrence with its
+// terms weighted once instead of decayed block by block.
 template <class Element,
           int kVariant = 1,
           bool kChained = false,
           bool kL2Hints = false,
           bool kProfile = false,
-          bool kOutputsFirst = false>
+          bool kOutputsFirst = false,
+          bool kFastSweep = false>
 __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     lightning_fwd_ws_kernel(const __grid_constant__ FwdKernelParams p,
                             int* chain_sync,
@@ -167,6 +177,7 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
   std::uint64_t* empty_bar = full_bar + kStages;
   std::uint64_t* pfull_bar = empty_bar + kStages;
   std::uint64_t* pempty_bar = pfull_bar + T::kPBuffers;
+  std::uint64_t* wready_bar = pempty_bar + T::kPBuffers;
 
   const int tid = threadIdx.x;
   const int wg = tid / 128;
@@ -208,6 +219,7 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
   // then Q, K and V for the outputs); kOutputsFirst, Q, K and V for the outputs, then (but for a
   // chain's first piece) Q and O_loc for the corrections.
   static_assert(!kOutputsFirst || (kChained && !kL2Hints), "outputs first is a chained order");
+  static_assert(!kFastSweep || (kChained && !kOutputsFirst), "the fast sweep is the sweep's order");
   const int base = kChained && !kOutputsFirst ? num_blocks : 0;
   const bool corrects = kOutputsFirst && seg > 0;
   const int total = base + num_blocks + (corrects ? num_blocks : 0);
@@ -223,6 +235,9 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     for (int i = 0; i < T::kPBuffers; ++i) {
       mbar_init(&pfull_bar[i], 128);
       mbar_init(&pempty_bar[i], 8);
+    }
+    if constexpr (kFastSweep) {
+      for (int i = 0; i < kStages; ++i) mbar_init(&wready_bar[i], 128);
     }
     fence_mbar_init();
   }
@@ -303,8 +318,36 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
         __syncwarp();
       };
       if (vi < base) {
-        // The sweep's stages: nothing to read here (arriving only after the stage is full keeps
-        // these arrivals in the right phase).
+        if constexpr (kFastSweep) {
+          // V's token rows scaled in place by w(t) = update_scale lambda^(len - 1 - u)
+          // lambda^rest (u: the row in this block, len: its tokens in the piece, rest: the
+          // piece's tokens after it). A row is 128 bytes of each 8 KiB half, its 16-byte chunks
+          // swizzled within it: a chunk's row is its offset / 128.
+          const int len = static_cast<int>(
+              min(static_cast<std::int64_t>(kBlockN), n_end - n_begin - vi * kBlockN));
+          const float rest = static_cast<float>(n_end - n_begin - vi * kBlockN - len);
+          const float c = expf(-p.s[hh] * rest);
+          unsigned char* sv_all = smem + stage * T::kStageBytes + 2 * T::kTileBytes;
+#pragma unroll
+          for (int i = 0; i < T::kTileBytes / 16 / 128; ++i) {
+            const int byte = 16 * (wg_tid + 128 * i);
+            const int u = (byte % kHalf) / 128;
+            const float w = tab_update[kBlockN + len - 1 - u] * c;
+            uint4* chunk = reinterpret_cast<uint4*>(sv_all + byte);
+            uint4 x = *chunk;
+            uint32_t* e = reinterpret_cast<uint32_t*>(&x);
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+              const float2 f = ElementTraits<Element>::unpack(e[j]);
+              e[j] = ElementTraits<Element>::pack(f.x * w, f.y * w);
+            }
+            *chunk = x;
+          }
+          fence_proxy_async();  // the weighted V is read by wgmma (the async proxy)
+          mbar_arrive(&wready_bar[stage]);
+        }
+        // The sweep's stages: nothing (else) to read here (arriving only after the stage is full
+        // keeps these arrivals in the right phase).
         __syncwarp();
         if (lane == 0) mbar_arrive(&empty_bar[stage]);
         load_ahead();
@@ -466,7 +509,36 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     // The piece's local state starts from zero (kOutputsFirst: so do its outputs).
 #pragma unroll
     for (int i = 0; i < kDim / 2; ++i) st[i] = 0.f;
-    if constexpr (!kOutputsFirst) {
+    if constexpr (kFastSweep) {
+      // A. The piece's local state in one sum over the piece, a block's products in flight
+      //    while the next is issued; a stage is released once its products are complete.
+      for (int vi = 0; vi < base; ++vi) {
+        const int stage = vi % kStages;
+        const uint32_t sk_addr = smem_addr(smem + stage * T::kStageBytes + T::kTileBytes);
+        const uint32_t sv_addr = sk_addr + T::kTileBytes + slice * kHalf;
+        mbar_wait(&full_bar[stage], (vi / kStages) & 1);
+        mbar_wait(&wready_bar[stage], (vi / kStages) & 1);
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < kBlockN / 16; ++ks) {
+          wgmma_mn<Element, kDim>(st, wgmma_desc(sv_addr + ks * 2048, kHalf, 1024),
+                                  wgmma_desc(sk_addr + ks * 2048, kHalf, 1024), 1);
+        }
+        wgmma_commit();
+        wgmma_wait<1>();
+        if (vi > 0) {
+          __syncwarp();
+          if (lane == 0) mbar_arrive(&empty_bar[(vi - 1) % kStages]);
+        }
+      }
+      wgmma_wait<0>();
+      wgmma_fence_operand(st);
+      if (base > 0) {
+        __syncwarp();
+        if (lane == 0) mbar_arrive(&empty_bar[(base - 1) % kStages]);
+      }
+      hand_over();
+    } else if constexpr (!kOutputsFirst) {
       // A. The piece's local state: the update alone.
       for (int vi = 0; vi < base; ++vi) {
         const int stage = vi % kStages;

@@ -56,6 +56,9 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[kN / 2], uint64_t a, uint64_
 // D (64 x kN, f32) (+)= A (64 x 16, shared, K-major) B (16 x kN, shared, MN-major).
 template <class Element, int kN>
 __device__ __forceinline__ void wgmma_ss_tb(float (&d)[kN / 2], uint64_t a, uint64_t b, int acc);
+// D (64 x kN, f32) (+)= A (64 x 16, shared, MN-major) B (16 x kN, shared, MN-major).
+template <class Element, int kN>
+__device__ __forceinline__ void wgmma_mn(float (&d)[kN / 2], uint64_t a, uint64_t b, int acc);
 // D (64 x kN, f32) (+)= A (64 x 16, registers) B (16 x kN, shared; kTransB: MN-major).
 template <class Element, int kN, int kTransB>
 __device__ __forceinline__ void wgmma_rs(float (&d)[kN / 2],
@@ -66,8 +69,9 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[kN / 2],
 // The specialisations for one element type (its PTX name): P = Q K^T (SS, 64 x 64, or 64 x 32
 // when two warpgroups share it), the fused backward's dK products (SS, 64 x 64, B K-major or
 // MN-major), the register
-// products into 64 columns (K-major B: the inter and intra products) and the update's MN-major B
-// with 64 or 128 columns.
+// products into 64 columns (K-major B: the inter and intra products), the update's MN-major B
+// with 64 or 128 columns, and the update from shared memory with both operands MN-major (the
+// chained probe's sweep).
 #define LIGHTNING_WGMMA_32 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}"
 #define LIGHTNING_WGMMA_64                                                       \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, " \
@@ -127,6 +131,16 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[kN / 2],
         "wgmma.mma_async.sync.aligned.m64n64k16.f32." ptx "." ptx " " LIGHTNING_WGMMA_64          \
         ", %32, %33, p, 1, 1, 0, 1;\n}\n"                                                         \
         : LIGHTNING_WGMMA_D32                                                                     \
+        : "l"(a), "l"(b), "r"(acc));                                                              \
+  }                                                                                               \
+  template <>                                                                                     \
+  __device__ __forceinline__ void wgmma_mn<Element, 128>(float(&d)[64], uint64_t a, uint64_t b,   \
+                                                         int acc) {                               \
+    asm volatile(                                                                                 \
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                              \
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32." ptx "." ptx " " LIGHTNING_WGMMA_128        \
+        ", %64, %65, p, 1, 1, 1, 1;\n}\n"                                                         \
+        : LIGHTNING_WGMMA_D64                                                                     \
         : "l"(a), "l"(b), "r"(acc));                                                              \
   }                                                                                               \
   template <>                                                                                     \
