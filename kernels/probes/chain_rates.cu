@@ -236,14 +236,17 @@ int main(int argc, char** argv) {
   const WsKernel kernel_chained_first =
       lightning_fwd_ws_kernel<Element, 1, true, false, false, true>;
   // The sweep's order with the sweep as one sum over the piece, V weighted by the P warpgroup
-  // (kFastSweep).
+  // (kSweep 1), and with no sweep at all (kSweep 2: timing only).
   const WsKernel kernel_chained_fast =
-      lightning_fwd_ws_kernel<Element, 1, true, false, false, false, true>;
+      lightning_fwd_ws_kernel<Element, 1, true, false, false, false, 1>;
+  const WsKernel kernel_chained_nosweep =
+      lightning_fwd_ws_kernel<Element, 1, true, false, false, false, 2>;
   // The shipped order (variant 1) with its waits timed (kProfile).
   const WsKernel kernel_ws_profile = lightning_fwd_ws_kernel<Element, 1, false, false, true>;
   for (const WsKernel kernel :
        {kernel_ws[0], kernel_ws[1], kernel_ws[2], kernel_ws[3], kernel_ws[4], kernel_chained,
-        kernel_chained_hints, kernel_ws_profile, kernel_chained_first, kernel_chained_fast}) {
+        kernel_chained_hints, kernel_ws_profile, kernel_chained_first, kernel_chained_fast,
+        kernel_chained_nosweep}) {
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                static_cast<int>(WsFwdTraits::kSmemBytes)),
           "kernel attributes");
@@ -471,16 +474,19 @@ int main(int argc, char** argv) {
     }
     // order 0: sweep, hand-over, outputs; 1: the same with L2 hints; 2: outputs from zero,
     // hand-over, corrections (output_chained_first); 3: as 0 with the sweep as one sum, its V
-    // weighted by the P warpgroup (output_chained_fast).
-    for (const int order : {0, 1, 2, 3})
+    // weighted by the P warpgroup (output_chained_fast); 4: as 0 without the sweep
+    // (output_chained_nosweep, timing only: its outputs are not compared).
+    for (const int order : {0, 1, 2, 3, 4})
       for (const std::int64_t piece : {512, 1024, 2048, 4096}) {
         const int hints = order == 1;
         const bool first = order == 2;
         const bool fast = order == 3;
-        const WsKernel chained = first   ? kernel_chained_first
-                                 : hints ? kernel_chained_hints
-                                 : fast  ? kernel_chained_fast
-                                         : kernel_chained;
+        const bool nosweep = order == 4;
+        const WsKernel chained = first     ? kernel_chained_first
+                                 : hints   ? kernel_chained_hints
+                                 : fast    ? kernel_chained_fast
+                                 : nosweep ? kernel_chained_nosweep
+                                           : kernel_chained;
         FwdKernelParams p{};
         p.q = q;
         p.k = k;
@@ -505,9 +511,10 @@ int main(int argc, char** argv) {
           std::fprintf(stderr, "lightning-probe-chains: the TMA maps cannot be encoded here\n");
           return 1;
         }
-        Result r{{first  ? "output_chained_first"
-                  : fast ? "output_chained_fast"
-                         : "output_chained",
+        Result r{{first     ? "output_chained_first"
+                  : fast    ? "output_chained_fast"
+                  : nosweep ? "output_chained_nosweep"
+                            : "output_chained",
                   true, 1, kN, piece, hints}};
         r.blocks = kHeads * p.segments;
         r.chains = kHeads;
@@ -519,7 +526,7 @@ int main(int argc, char** argv) {
         });
         // Against the library's forward (different state sums, so not bit for bit): the largest
         // difference, which a lost or doubled state contribution would make large.
-        compare_outputs(r, kHeads * kN * kDim);
+        if (!nosweep) compare_outputs(r, kHeads * kN * kDim);
         // One more run with the per-piece trace: where a piece's time goes, and how fast the state
         // travels down a chain.
         {
@@ -555,10 +562,11 @@ int main(int argc, char** argv) {
                      {"link_us_median", median_us(link)},
                      {"span_us", (t_end - t0) * 1e-3}};
           std::printf("  trace (piece %lld%s): %s\n", static_cast<long long>(piece),
-                      first   ? ", outputs first"
-                      : hints ? ", L2 hints"
-                      : fast  ? ", fast sweep"
-                              : "",
+                      first     ? ", outputs first"
+                      : hints   ? ", L2 hints"
+                      : fast    ? ", fast sweep"
+                      : nosweep ? ", no sweep"
+                                : "",
                       r.trace.dump().c_str());
         }
         results.push_back(r);
@@ -617,6 +625,7 @@ int main(int argc, char** argv) {
         : std::string(r.c.pass) == "output_chained" && r.c.variant == 1 ? "output_chained_h"
         : std::string(r.c.pass) == "output_chained_first"               ? "output_chained_f"
         : std::string(r.c.pass) == "output_chained_fast"                ? "output_chained_s"
+        : std::string(r.c.pass) == "output_chained_nosweep"             ? "output_chained_0"
                                                                         : r.c.pass;
     std::printf("%-12s %-9s %6lld %8lld %14.3f %10.3f %14.0f %12.1f\n", name.c_str(),
                 r.c.tma ? "tma" : "cp.async", static_cast<long long>(r.blocks),

@@ -77,7 +77,7 @@ struct WsFwdTraits {
   static constexpr int kOBytes = 2 * kHalf;  // per output warpgroup: two staging tiles
   static constexpr int kTable = 132;
   static constexpr int kTableBytes = 4 * kTable * 4;
-  // full, empty, pfull, pempty, and wready (kFastSweep: a stage's V weighted in place).
+  // full, empty, pfull, pempty, and wready (kSweep 1: a stage's V weighted in place).
   static constexpr int kBarriers = 3 * kStages + 2 * kPBuffers;
   static constexpr std::size_t kSmemBytes =
       kStages * kStageBytes + kPBuffers * kHalf + 2 * kOBytes + kTableBytes + 8 * kBarriers + 1024;
@@ -139,20 +139,24 @@ struct WsFwdTraits {
 //      products, where the sweep of the other order is another third with K and V from memory.
 //      o is rounded twice (O_loc, then the sum): within a unit of the last place of the library's.
 //
-// kFastSweep (kChained, the sweep's order): the sweep A without its per-block chain of waits. The
-// P warpgroup, idle in the sweep's blocks otherwise, scales each token row of the stage's V in
-// place by its weight over the whole piece, update_scale lambda^(len_piece - 1 - t) (0 past the
-// piece), and the output warpgroups issue the update from shared memory (A = the weighted V as an
-// MN-major operand, B = K) with no decay of the state between blocks, keeping one block's products
-// in flight: S_loc = V^T diag(w) K over the piece, the same sum as the blocked recurrence with its
-// terms weighted once instead of decayed block by block.
+// kSweep (kChained, the sweep's order), how A is done: 0 as above, block by block; 1 (the "fast
+// sweep") without its per-block chain of waits: the P warpgroup, idle in the sweep's blocks
+// otherwise, scales each token row of the stage's V in place by its weight over the whole piece,
+// update_scale lambda^(len_piece - 1 - t) (0 past the piece), and the output warpgroups issue the
+// update from shared memory (A = the weighted V as an MN-major operand, B = K) with no decay of
+// the state between blocks, keeping one block's products in flight: S_loc = V^T diag(w) K over the
+// piece, the same sum as the blocked recurrence with its terms weighted once instead of decayed
+// block by block; 2 not at all (timing only: S_loc is taken as zero, so the outputs lack every
+// piece's contribution to the pieces after it, but the chain, its hand-overs and the outputs run
+// as in 0, the outputs now reading K and V from memory: the schedule's time if its sweep cost
+// nothing).
 template <class Element,
           int kVariant = 1,
           bool kChained = false,
           bool kL2Hints = false,
           bool kProfile = false,
           bool kOutputsFirst = false,
-          bool kFastSweep = false>
+          int kSweep = 0>
 __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     lightning_fwd_ws_kernel(const __grid_constant__ FwdKernelParams p,
                             int* chain_sync,
@@ -219,8 +223,8 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
   // then Q, K and V for the outputs); kOutputsFirst, Q, K and V for the outputs, then (but for a
   // chain's first piece) Q and O_loc for the corrections.
   static_assert(!kOutputsFirst || (kChained && !kL2Hints), "outputs first is a chained order");
-  static_assert(!kFastSweep || (kChained && !kOutputsFirst), "the fast sweep is the sweep's order");
-  const int base = kChained && !kOutputsFirst ? num_blocks : 0;
+  static_assert(kSweep == 0 || (kChained && !kOutputsFirst), "kSweep is of the sweep's order");
+  const int base = kChained && !kOutputsFirst && kSweep != 2 ? num_blocks : 0;
   const bool corrects = kOutputsFirst && seg > 0;
   const int total = base + num_blocks + (corrects ? num_blocks : 0);
   const int output_end = base + num_blocks;  // the virtual blocks that compute P
@@ -236,7 +240,7 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
       mbar_init(&pfull_bar[i], 128);
       mbar_init(&pempty_bar[i], 8);
     }
-    if constexpr (kFastSweep) {
+    if constexpr (kSweep == 1) {
       for (int i = 0; i < kStages; ++i) mbar_init(&wready_bar[i], 128);
     }
     fence_mbar_init();
@@ -318,7 +322,7 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
         __syncwarp();
       };
       if (vi < base) {
-        if constexpr (kFastSweep) {
+        if constexpr (kSweep == 1) {
           // V's token rows scaled in place by w(t) = update_scale lambda^(len - 1 - u)
           // lambda^rest (u: the row in this block, len: its tokens in the piece, rest: the
           // piece's tokens after it). A row is 128 bytes of each 8 KiB half, its 16-byte chunks
@@ -509,7 +513,7 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
     // The piece's local state starts from zero (kOutputsFirst: so do its outputs).
 #pragma unroll
     for (int i = 0; i < kDim / 2; ++i) st[i] = 0.f;
-    if constexpr (kFastSweep) {
+    if constexpr (kSweep == 1) {
       // A. The piece's local state in one sum over the piece, a block's products in flight
       //    while the next is issued; a stage is released once its products are complete.
       for (int vi = 0; vi < base; ++vi) {
@@ -538,6 +542,8 @@ __global__ void __launch_bounds__(WsFwdTraits::kThreads, 1)
         if (lane == 0) mbar_arrive(&empty_bar[(base - 1) % kStages]);
       }
       hand_over();
+    } else if constexpr (kSweep == 2) {
+      hand_over();  // S_loc = 0: no sweep
     } else if constexpr (!kOutputsFirst) {
       // A. The piece's local state: the update alone.
       for (int vi = 0; vi < base; ++vi) {
